@@ -1,0 +1,91 @@
+"""Compare fine-tuning recipes on one dataset: each candidate trained, selected on validation, scored on test.
+
+This is how the ``full`` recipe in ``models/training.py`` was chosen (figures in docs/benchmarks.md). Candidates are
+named overrides of a recipe; every run uses the same seed, data and base model, so the table compares like with like.
+
+    python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full,full-cw [--save-best DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CANDIDATES: dict[str, tuple[str, dict]] = {
+    "quick": ("quick", {}),
+    "full": ("full", {}),
+    "full-cw": ("full", {"class_weights": True}),
+    "full-lr5e5": ("full", {"learning_rate": 5e-5}),
+    "full-8ep": ("full", {"epochs": 8}),
+    "full-8ep-cw": ("full", {"epochs": 8, "class_weights": True}),
+    "full-bs16": ("full", {"batch_size": 16, "learning_rate": 5e-5}),
+    "full-frozen": ("full", {"freeze_embeddings": True, "learning_rate": 1e-4}),
+    "full-12ep-cw": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1e-4}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--base", help="base encoder [default: $EMOSTREAM_BASE_MODEL]")
+    parser.add_argument("--candidates", default="full", help=f"comma-separated, from: {', '.join(CANDIDATES)}")
+    parser.add_argument("--multi-label", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-train", type=int, help="train on a seeded sample of at most N texts (smoke runs)")
+    parser.add_argument("--save-best", help="export the best candidate (validation macro-F1) as a run folder here")
+    args = parser.parse_args()
+
+    from emostream.settings import Settings
+    from models.artifacts import export_run
+    from models.data import load_splits
+    from models.evaluation import evaluate_classifier
+    from models.training import FineTuner, TrainingConfig
+
+    base = args.base or Settings.from_env().base_model
+    splits = load_splits(args.data, multi_label=args.multi_label or None)
+    best = None
+    for name in args.candidates.split(","):
+        recipe, overrides = CANDIDATES[name]
+        config = TrainingConfig.from_recipe(
+            recipe,
+            base,
+            device=args.device,
+            progress=False,
+            multi_label=args.multi_label or None,
+            max_train=args.max_train,
+            **overrides,
+        )
+        started = time.perf_counter()
+        result = FineTuner(config, splits).train()
+        test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
+        row = {
+            "candidate": name,
+            "recipe": recipe,
+            "overrides": overrides,
+            "device": str(result.classifier.device),
+            "validation_accuracy": round(result.validation["accuracy"], 4),
+            "validation_macro_f1": round(result.validation["macro_f1"], 4),
+            "test_accuracy": round(test["accuracy"], 4) if test else None,
+            "test_macro_f1": round(test["macro_f1"], 4) if test else None,
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.train_seconds, 1),
+            "examples_per_second": round(result.examples_per_second, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "int8": result.int8,
+        }
+        print(json.dumps(row), flush=True)
+        if best is None or result.validation["macro_f1"] > best[0].validation["macro_f1"]:
+            best = (result, test)
+    if args.save_best and best is not None:
+        out = export_run(best[0], args.save_best, data_source=args.data, test_metrics=best[1])
+        print(json.dumps({"saved_best": str(out), "recipe": best[0].config.hyperparameters()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

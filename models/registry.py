@@ -1,0 +1,274 @@
+"""The model registry: versioned checkpoint folders, a ``current`` pointer switched atomically, promote and rollback.
+
+Layout of ``EMOSTREAM_REGISTRY_DIR``::
+
+    versions/v0001/   HF checkpoint (safetensors only) + metrics.json + README.md (card) + labels.json
+                      + confusion_matrix.png + manifest.json (size and sha256 of every file, written last)
+    current           the served version's name; replaced with os.replace, so readers see the old or the new one
+    history.jsonl     append-only log of register/promote/rollback; rollback replays it
+    .staging/         versions being copied in; a folder appears under versions/ only once complete (one rename)
+
+A version whose manifest is missing, whose files differ from it, or that holds a pickle-based weight file is refused
+with :class:`CorruptVersionError`. Mutations hold an exclusive lock on ``.lock``, so concurrent trainers and CLI calls
+do not interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot be done (unknown version, nothing to roll back to, ...)."""
+
+
+class CorruptVersionError(RegistryError):
+    """A version's files are incomplete, altered, or unsafe to load."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version."""
+
+    version: str
+    path: Path
+    created_at: str
+    labels: list[str]
+    metrics: dict[str, Any]
+    is_current: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (headline metrics only)."""
+        test = self.metrics.get("test") or {}
+        validation = self.metrics.get("validation") or {}
+        return {
+            "version": self.version,
+            "current": self.is_current,
+            "created_at": self.created_at,
+            "labels": self.labels,
+            "path": str(self.path),
+            "test_accuracy": test.get("accuracy"),
+            "test_macro_f1": test.get("macro_f1"),
+            "validation_macro_f1": validation.get("macro_f1"),
+        }
+
+
+class ModelRegistry:
+    """Versioned model folders under ``root`` (created on first use)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.versions_dir = self.root / "versions"
+
+    # --- reading ----------------------------------------------------------------------------------------------------
+
+    def current_version(self) -> str | None:
+        """The served version's name, or None before the first promotion."""
+        try:
+            name = (self.root / "current").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def versions(self) -> list[VersionInfo]:
+        """All versions, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        current = self.current_version()
+        names = sorted(p.name for p in self.versions_dir.iterdir() if VERSION_PATTERN.match(p.name))
+        return [self._info(name, current) for name in names]
+
+    def info(self, version: str) -> VersionInfo:
+        """One version's summary (not verified; see :meth:`verify`)."""
+        if not (self.versions_dir / version).is_dir():
+            raise RegistryError(f"no version {version!r} in {self.root}")
+        return self._info(version, self.current_version())
+
+    def resolve(self, ref: str | Path) -> Path:
+        """A loadable, verified checkpoint folder for ``current``, a version name, or a plain folder path."""
+        ref = str(ref)
+        if ref == "current":
+            version = self.current_version()
+            if version is None:
+                raise RegistryError(f"no current model in {self.root}: train one with `emostream train --register`")
+            return self.verify(version)
+        if VERSION_PATTERN.match(ref) and (self.versions_dir / ref).is_dir():
+            return self.verify(ref)
+        path = Path(ref)
+        if path.is_dir():
+            refuse_pickles(path)
+            return path
+        raise RegistryError(f"{ref!r} is neither `current`, a version in {self.root}, nor a checkpoint folder")
+
+    def verify(self, version: str) -> Path:
+        """Check a version against its manifest; return its folder or raise :class:`CorruptVersionError`."""
+        folder = self.versions_dir / version
+        if not folder.is_dir():
+            raise RegistryError(f"no version {version!r} in {self.root}")
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CorruptVersionError(f"{version}: {MANIFEST} is missing (incomplete copy?)") from None
+        except json.JSONDecodeError as exc:
+            raise CorruptVersionError(f"{version}: {MANIFEST} is not valid JSON ({exc})") from None
+        refuse_pickles(folder)
+        for required in REQUIRED_FILES:
+            if required not in manifest.get("files", {}):
+                raise CorruptVersionError(f"{version}: {required} is not in the manifest")
+        for name, expected in manifest["files"].items():
+            file = folder / name
+            if not file.is_file():
+                raise CorruptVersionError(f"{version}: {name} is missing")
+            if file.stat().st_size != expected["size"] or sha256(file) != expected["sha256"]:
+                raise CorruptVersionError(f"{version}: {name} does not match its manifest (altered or truncated)")
+        return folder
+
+    # --- writing ----------------------------------------------------------------------------------------------------
+
+    def register(self, checkpoint_dir: str | Path, *, promote: bool = False) -> VersionInfo:
+        """Copy a finished run folder in as the next version (and make it current if ``promote``)."""
+        source = Path(checkpoint_dir)
+        refuse_pickles(source)
+        missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
+        if missing:
+            raise CorruptVersionError(f"{source}: not a complete checkpoint, missing {missing}")
+        staging_root = self.root / ".staging"
+        staging_root.mkdir(parents=True, exist_ok=True)
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=staging_root))
+        try:
+            for file in sorted(p for p in source.rglob("*") if p.is_file() and p.name != MANIFEST):
+                target = staging / file.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target)
+            files = {
+                str(p.relative_to(staging)): {"size": p.stat().st_size, "sha256": sha256(p)}
+                for p in sorted(staging.rglob("*"))
+                if p.is_file()
+            }
+            _write_json(staging / MANIFEST, {"created_at": _now(), "files": files})
+            with self._lock():
+                version = self._next_version()
+                os.rename(staging, self.versions_dir / version)
+                self._log("register", version)
+                if promote:
+                    self._set_current(version, "promote")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.info(version)
+
+    def promote(self, version: str) -> VersionInfo:
+        """Verify ``version`` and make it current."""
+        with self._lock():
+            self.verify(version)
+            self._set_current(version, "promote")
+        return self.info(version)
+
+    def rollback(self) -> VersionInfo:
+        """Make the version that was current before the present one current again."""
+        with self._lock():
+            stack = self._promotion_stack()
+            if len(stack) < 2:
+                raise RegistryError("nothing to roll back to: fewer than two promotions in the history")
+            target = stack[-2]
+            self.verify(target)
+            self._set_current(target, "rollback")
+        return self.info(target)
+
+    # --- internals --------------------------------------------------------------------------------------------------
+
+    def _info(self, version: str, current: str | None) -> VersionInfo:
+        folder = self.versions_dir / version
+        metrics = _read_json(folder / "metrics.json") or {}
+        manifest = _read_json(folder / MANIFEST) or {}
+        labels = _read_json(folder / "labels.json") or []
+        return VersionInfo(version, folder, manifest.get("created_at", ""), labels, metrics, version == current)
+
+    def _next_version(self) -> str:
+        numbers = [int(m.group(1)) for p in self.versions_dir.iterdir() if (m := VERSION_PATTERN.match(p.name))]
+        return f"v{max(numbers, default=0) + 1:04d}"
+
+    def _set_current(self, version: str, action: str) -> None:
+        previous = self.current_version()
+        pointer = self.root / "current"
+        tmp = pointer.with_name(f".current.{os.getpid()}")
+        tmp.write_text(version + "\n", encoding="utf-8")
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, pointer)
+        self._log(action, version, previous=previous)
+
+    def _promotion_stack(self) -> list[str]:
+        stack: list[str] = []
+        history = self.root / "history.jsonl"
+        if history.is_file():
+            for line in history.read_text(encoding="utf-8").splitlines():
+                event = json.loads(line)
+                if event["action"] == "promote":
+                    stack.append(event["version"])
+                elif event["action"] == "rollback" and stack:
+                    stack.pop()
+        return stack
+
+    def _log(self, action: str, version: str, **extra: Any) -> None:
+        line = json.dumps({"at": _now(), "action": action, "version": version, **extra})
+        with (self.root / "history.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def refuse_pickles(folder: Path) -> None:
+    """Raise :class:`CorruptVersionError` if ``folder`` holds a pickle-based weight file (never unpickled here)."""
+    unsafe = sorted(p.name for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if unsafe:
+        raise CorruptVersionError(f"{folder}: refusing pickle-based files {unsafe}; only safetensors are loaded")
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,106 @@
+"""The prediction contract, on a tiny randomly initialised BERT with the packaged tokenizer (real code path, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, pipeline
+
+from models.classifier import MULTI_LABEL, EmotionClassifier, Prediction, length_sorted_batches, pad_batch
+
+LABELS = ["sadness", "joy", "anger"]
+TEXTS = [
+    "i feel wonderful today",
+    "no",
+    "this is a much longer sentence about how annoyed i was when the train was late again and again",
+    "scared",
+    "what a lovely surprise to see you here after all these years",
+]
+
+
+def tiny_model(base_model_path, *, multi_label=False, thresholds=None):
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)},
+        problem_type=MULTI_LABEL if multi_label else "single_label_classification",
+    )
+    if thresholds:
+        config.label_thresholds = thresholds
+    torch.manual_seed(0)
+    return BertForSequenceClassification(config), tokenizer
+
+
+@pytest.fixture
+def classifier(base_model_path):
+    model, tokenizer = tiny_model(base_model_path)
+    return EmotionClassifier(model, tokenizer, device="cpu", batch_size=2)
+
+
+def test_predictions_keep_input_order_across_length_buckets(classifier):
+    batched = classifier.predict_proba(TEXTS)
+    one_by_one = np.vstack([classifier.predict_proba([text]) for text in TEXTS])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_prediction_fields(classifier):
+    predictions = classifier.predict(TEXTS)
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert isinstance(prediction, Prediction)
+        assert set(prediction.scores) == set(LABELS)
+        assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.label == max(prediction.scores, key=prediction.scores.get)
+        assert prediction.score == prediction.scores[prediction.label]
+        assert prediction.labels is None and "labels" not in prediction.to_dict()
+
+
+def test_empty_and_wrong_input(classifier):
+    assert classifier.predict([]) == []
+    with pytest.raises(TypeError):
+        classifier.predict("a single string")
+
+
+def test_multi_label_uses_per_label_thresholds(base_model_path):
+    model, tokenizer = tiny_model(base_model_path, multi_label=True, thresholds={"sadness": 0.0, "joy": 1.1})
+    classifier = EmotionClassifier(model, tokenizer, device="cpu")
+    for prediction in classifier.predict(TEXTS):
+        assert prediction.labels[0] == "sadness" or prediction.scores["sadness"] < prediction.scores["anger"]
+        assert "sadness" in prediction.labels and "joy" not in prediction.labels
+        assert all(0 <= p <= 1 for p in prediction.scores.values())
+
+
+def test_save_load_round_trip_and_pipeline(classifier, tmp_path):
+    classifier.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = EmotionClassifier.from_pretrained(tmp_path, device="cpu", quantize="off")
+    assert loaded.labels == tuple(LABELS)
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), classifier.predict_proba(TEXTS), atol=1e-5)
+    hf = pipeline("text-classification", model=str(tmp_path), device="cpu")
+    assert [r["label"] for r in hf(TEXTS)] == [p.label for p in classifier.predict(TEXTS)]
+
+
+def test_quantization_follows_the_checkpoint_approval(base_model_path, tmp_path):
+    model, tokenizer = tiny_model(base_model_path)
+    EmotionClassifier(model, tokenizer, device="cpu").save_pretrained(tmp_path)
+    assert not EmotionClassifier.from_pretrained(tmp_path, device="cpu").quantized  # not approved: fp32
+    forced = EmotionClassifier.from_pretrained(tmp_path, device="cpu", quantize="on")
+    assert forced.quantized
+    assert len(forced.predict(TEXTS)) == len(TEXTS)
+    with pytest.raises(RuntimeError, match="quantized"):
+        forced.save_pretrained(tmp_path / "again")
+
+
+def test_length_sorted_batches_and_padding():
+    batches = list(length_sorted_batches([3, 10, 1, 7, 7], 2))
+    assert sorted(np.concatenate(batches).tolist()) == [0, 1, 2, 3, 4]
+    assert batches[0].tolist() == [1, 3]
+    input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -1,0 +1,110 @@
+"""Registry: versions, the atomic current pointer, promote/rollback, and refusing corrupt or unsafe versions.
+
+The registry only moves and checks files, so these tests use small stand-in checkpoint folders.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from models.registry import CorruptVersionError, ModelRegistry, RegistryError
+
+
+def make_run(folder, accuracy=0.9):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights" * 100)
+    (folder / "tokenizer_config.json").write_text("{}")
+    (folder / "labels.json").write_text(json.dumps(["joy", "anger"]))
+    (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": accuracy, "macro_f1": accuracy - 0.1}}))
+    return folder
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return ModelRegistry(tmp_path / "registry")
+
+
+def test_register_numbers_versions_and_first_promotion(registry, tmp_path):
+    assert registry.versions() == [] and registry.current_version() is None
+    first = registry.register(make_run(tmp_path / "r1"), promote=True)
+    second = registry.register(make_run(tmp_path / "r2"))
+    assert (first.version, second.version) == ("v0001", "v0002")
+    assert registry.current_version() == "v0001"
+    assert [v.is_current for v in registry.versions()] == [True, False]
+    assert registry.info("v0001").to_dict()["test_accuracy"] == 0.9
+    assert registry.resolve("current") == registry.versions_dir / "v0001"
+    assert not list((registry.root / ".staging").iterdir())
+
+
+def test_promote_and_rollback_follow_the_history(registry, tmp_path):
+    for i in range(3):
+        registry.register(make_run(tmp_path / f"r{i}"), promote=True)
+    assert registry.current_version() == "v0003"
+    assert registry.rollback().version == "v0002"
+    assert registry.rollback().version == "v0001"
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback()
+    registry.promote("v0003")
+    assert registry.current_version() == "v0003"
+    assert registry.rollback().version == "v0001"
+    actions = [json.loads(line)["action"] for line in (registry.root / "history.jsonl").read_text().splitlines()]
+    assert actions.count("register") == 3 and actions.count("rollback") == 3
+
+
+def test_unknown_version_and_empty_registry(registry):
+    with pytest.raises(RegistryError, match="no current model"):
+        registry.resolve("current")
+    with pytest.raises(RegistryError, match="no version"):
+        registry.promote("v0042")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "manifest", "pickle"])
+def test_corrupt_version_is_refused(registry, tmp_path, damage):
+    info = registry.register(make_run(tmp_path / "r"), promote=True)
+    weights = info.path / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:-10])
+    elif damage == "delete":
+        weights.unlink()
+    elif damage == "manifest":
+        (info.path / "manifest.json").unlink()
+    else:
+        (info.path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(CorruptVersionError):
+        registry.resolve("current")
+    with pytest.raises(CorruptVersionError):
+        registry.promote(info.version)
+
+
+def test_incomplete_or_pickled_run_cannot_be_registered(registry, tmp_path):
+    run = make_run(tmp_path / "r")
+    (run / "model.safetensors").unlink()
+    with pytest.raises(CorruptVersionError, match="missing"):
+        registry.register(run)
+    (run / "model.safetensors").write_bytes(b"w")
+    (run / "optimizer.pt").write_bytes(b"p")
+    with pytest.raises(CorruptVersionError, match="pickle"):
+        registry.register(run)
+    assert registry.versions() == []
+
+
+def test_concurrent_registrations_get_distinct_versions(registry, tmp_path):
+    runs = [make_run(tmp_path / f"r{i}") for i in range(6)]
+    threads = [threading.Thread(target=registry.register, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [v.version for v in registry.versions()] == [f"v{i:04d}" for i in range(1, 7)]
+
+
+def test_current_pointer_is_replaced_not_rewritten(registry, tmp_path):
+    registry.register(make_run(tmp_path / "a"), promote=True)
+    before = (registry.root / "current").stat().st_ino
+    registry.register(make_run(tmp_path / "b"), promote=True)
+    assert (registry.root / "current").stat().st_ino != before  # a new file was renamed over the old one
+    assert registry.current_version() == "v0002"
