@@ -91,7 +91,12 @@ class Settings:
         """(variable, default, description) for each field, as the README's configuration reference shows them."""
         rows = []
         for f in fields(cls):
-            default = "(packaged all-MiniLM-L6-v2)" if f.name == "base_model" else str(f.default)
+            if f.name == "base_model":
+                default = "the packaged all-MiniLM-L6-v2"
+            elif isinstance(f.default, Path | str) and str(f.default).startswith(str(REPO_ROOT.parent)):
+                default = os.path.relpath(f.default, REPO_ROOT)  # shown relative to the checkout
+            else:
+                default = str(f.default)
             rows.append((PREFIX + f.name.upper(), default, f.metadata["doc"]))
         return rows
 

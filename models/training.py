@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -29,6 +30,8 @@ from models.classifier import MULTI_LABEL, EmotionClassifier, pad_batch, quantiz
 from models.data import LabelledTexts, Splits
 from models.device import autocast, resolve_device
 from models.evaluation import indicator_matrix, score, tune_thresholds
+
+log = structlog.get_logger(__name__)
 
 INT8_MAX_DROP = 0.005  # int8 is approved when it costs at most half a point of validation accuracy (or macro-F1)
 
@@ -158,15 +161,15 @@ class FineTuner:
             loss = self._train_epoch(model, token_ids, targets, optimizer, scheduler, loss_fn, rng, epoch)
             train_seconds = time.perf_counter() - epoch_started
             metrics = self._validate(classifier)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "loss": round(loss, 4),
-                    "train_seconds": round(train_seconds, 1),
-                    "validation_accuracy": metrics["accuracy"],
-                    "validation_macro_f1": metrics["macro_f1"],
-                }
-            )
+            record = {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                "train_seconds": round(train_seconds, 1),
+                "validation_accuracy": metrics["accuracy"],
+                "validation_macro_f1": metrics["macro_f1"],
+            }
+            history.append(record)
+            log.info("epoch done", of=self.config.epochs, **record)
             if best is None or metrics["macro_f1"] > best[0]:
                 state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 best = (metrics["macro_f1"], epoch, state, metrics)

@@ -1,0 +1,52 @@
+"""The typed settings: parsing from the environment, validation, and the README's configuration reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emostream.settings import REPO_ROOT, Settings, SettingsError
+
+
+def test_defaults_without_environment():
+    settings = Settings.from_env({})
+    assert settings.device == "auto" and settings.quantize == "auto"
+    assert settings.registry_dir == REPO_ROOT / "registry"
+    assert Path(settings.base_model, "config.json").is_file()  # the packaged MiniLM
+
+
+def test_values_are_parsed_and_typed(tmp_path):
+    settings = Settings.from_env(
+        {
+            "EMOSTREAM_REGISTRY_DIR": str(tmp_path),
+            "EMOSTREAM_DEVICE": "CPU",
+            "EMOSTREAM_BATCH_SIZE": "16",
+            "EMOSTREAM_BASE_MODEL": "some/hub-id",
+            "EMOSTREAM_UNRELATED": "x",
+        }
+    )
+    assert settings.registry_dir == tmp_path and settings.device == "cpu" and settings.batch_size == 16
+    assert settings.base_model == "some/hub-id"
+    with pytest.raises(AttributeError):
+        settings.device = "cuda"  # frozen
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("EMOSTREAM_DEVICE", "tpu", "expected one of auto, cpu, cuda"),
+        ("EMOSTREAM_BATCH_SIZE", "many", "not an integer"),
+        ("EMOSTREAM_MAX_LENGTH", "0", "must be a positive integer"),
+        ("EMOSTREAM_QUANTIZE", "maybe", "EMOSTREAM_QUANTIZE"),
+    ],
+)
+def test_bad_values_name_the_variable(variable, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({variable: value})
+
+
+def test_readme_documents_every_variable():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for variable, _, _ in Settings.reference():
+        assert f"`{variable}`" in readme, f"{variable} is missing from the README's configuration reference"
