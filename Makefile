@@ -13,14 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
-# The main job: make sure a model is served (train the quick recipe first if the registry has none), then show it
-# working on sample texts.
+# The main job on the embedded broker: trains a model first if the registry has none, starts broker and worker, sends
+# docs/sample_events.jsonl and shows labelled events, dead letters and aggregates.
 run: install
-	$(EMOSTREAM) models current >/dev/null 2>&1 || { \
-		echo "No model in the registry yet: training one with the quick recipe first (about 5 minutes on 2 CPU cores)."; \
-		$(EMOSTREAM) train --recipe quick --register; }
-	$(EMOSTREAM) models current
-	$(EMOSTREAM) predict < docs/sample_texts.txt
+	$(EMOSTREAM) demo
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -289,6 +289,105 @@ def models_rollback(settings: Settings) -> None:
     _emit(info.to_dict())
 
 
+# --- the stream ---------------------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("-l", "--loglevel", help="Faust's log level [default: $EMOSTREAM_LOG_LEVEL].")
+@click.pass_obj
+def worker(settings: Settings, loglevel: str | None) -> None:
+    """Run the stream worker (the same as `faust -A stream.app worker -l info`)."""
+    from models.registry import ModelRegistry
+
+    ModelRegistry(settings.registry_dir).resolve(settings.model)  # fail now, clearly, if there is nothing to serve
+    from stream.app import app
+
+    level = (loglevel or settings.log_level).lower()
+    level = {"warning": "warn", "critical": "crit"}.get(level, level)  # Faust's names
+    sys.argv = ["emostream", "worker", "-l", level]
+    app.main()
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Port on 127.0.0.1.")
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory-only) until Ctrl-C."""
+    import signal
+
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port, quiet=False) as running:
+        log.info("broker running", url=running.url, note="memory-only: a restart loses every topic")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            running.process.wait()
+        except KeyboardInterrupt:
+            log.info("stopping broker")
+
+
+@cli.command()
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of records, one per line (jsonl).",
+)
+@click.option("--rate", type=float, help="Records per second (default: as fast as possible).")
+@click.option("--topic", help="Target topic [default: $EMOSTREAM_TOPIC_TEXTS].")
+@click.pass_obj
+def produce(settings: Settings, path: Path, rate: float | None, topic: str | None) -> None:
+    """Replay a jsonl file into the input topic, one record per line."""
+    import asyncio
+
+    from stream.tools import produce_file
+
+    sent = asyncio.run(produce_file(settings.broker_url, topic or settings.topic_texts, path, rate))
+    _emit({"sent": sent, "topic": topic or settings.topic_texts})
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of new ones.")
+@click.option("--limit", type=int, help="Stop after N records.")
+@click.option("--idle-timeout", type=float, help="Stop when nothing arrived for this many seconds.")
+@click.pass_obj
+def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None, idle_timeout: float | None) -> None:
+    """Print TOPIC's records as they arrive (TOPIC may be texts, labelled, aggregates or dlq)."""
+    import asyncio
+
+    from stream.tools import tail_topic
+
+    name = getattr(settings, f"topic_{topic}", topic) if topic.isidentifier() else topic
+    asyncio.run(
+        tail_topic(settings.broker_url, name, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
+    )
+
+
+@cli.command()
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parent.parent / "docs" / "sample_events.jsonl",
+    show_default=True,
+)
+@click.pass_obj
+def demo(settings: Settings, path: Path) -> None:
+    """Show the whole job on the embedded broker: train a model if needed, start broker and worker, send sample
+    events, print labelled events, dead letters and closed aggregate windows, then stop everything."""
+    from models.registry import ModelRegistry
+    from stream.demo import run_demo
+
+    if ModelRegistry(settings.registry_dir).current_version() is None and settings.model == "current":
+        click.echo(
+            "No model in the registry yet: training one with the quick recipe first (about 5 minutes on 2 CPU cores).",
+            err=True,
+        )
+        click.get_current_context().invoke(train, recipe="quick", register=True)
+    run_demo(settings, path)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="emostream")

@@ -60,6 +60,42 @@ class Settings:
     )
     max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
     batch_size: int = _env("Texts per forward pass when predicting.", default=64)
+    # --- the stream worker -------------------------------------------------------------------------------------------
+    broker_url: str = _env(
+        "Kafka bootstrap servers, `kafka://host:port` (several separated by `;`).", default="kafka://127.0.0.1:9092"
+    )
+    app_id: str = _env("Faust app id: also the consumer group and the prefix of internal topics.", default="emostream")
+    model: str = _env(
+        "Model the worker serves: `current` (the registry's), a version such as `v0003`, or a folder.",
+        default="current",
+    )
+    topic_texts: str = _env("Input topic of text events.", default="emotion.texts")
+    topic_labelled: str = _env("Output topic of labelled events (keyed by id).", default="emotion.labelled")
+    topic_aggregates: str = _env("Output topic of closed aggregate windows.", default="emotion.aggregates")
+    topic_dlq: str = _env("Dead-letter topic: invalid input with the reason.", default="emotion.dlq")
+    partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
+    batch_max: int = _env("Micro-batch: at most this many events per model call.", default=64)
+    batch_wait: float = _env(
+        "Micro-batch: seconds to wait for a batch to fill before classifying what is there.", default=0.05
+    )
+    max_text_chars: int = _env("Longer texts are dead-lettered (`text_too_long`).", default=5000)
+    tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
+    hopping_window: float = _env("Hopping aggregate window, seconds.", default=300.0)
+    hopping_step: float = _env("Hopping window step, seconds.", default=60.0)
+    window_grace: float = _env(
+        "Seconds of event time a window stays open after its end, for events that arrive out of order (it must cover "
+        "the disorder between partitions; later events are counted as late, not aggregated).",
+        default=30.0,
+    )
+    store: str = _env(
+        "Faust table store: `memory://` (state rebuilt from the changelog on start) or `rocksdb://`.",
+        default="memory://",
+    )
+    web_host: str = _env("Address of the worker's web view (`/aggregates`, `/stats`).", default="127.0.0.1")
+    web_port: int = _env("Port of the worker's web view.", default=6066)
+    session_timeout: float = _env(
+        "Kafka consumer session timeout, seconds (a dead worker's partitions move after it).", default=30.0
+    )
     log_level: str = _env("Log level: debug, info, warning, error.", default="info")
     log_format: Literal["auto", "json", "console"] = _env(
         "Log rendering: `json`, `console`, or `auto` (console on a terminal, JSON otherwise).", default="auto"
@@ -70,9 +106,25 @@ class Settings:
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise SettingsError(f"{PREFIX}{name.upper()}={value!r}: expected one of {', '.join(get_args(allowed))}")
-        for name in ("max_length", "batch_size"):
+        for name in (
+            "max_length",
+            "batch_size",
+            "partitions",
+            "batch_max",
+            "max_text_chars",
+            "web_port",
+            "batch_wait",
+            "tumbling_window",
+            "hopping_window",
+            "hopping_step",
+            "session_timeout",
+        ):
             if getattr(self, name) <= 0:
-                raise SettingsError(f"{PREFIX}{name.upper()} must be a positive integer")
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.hopping_step > self.hopping_window or self.window_grace < 0:
+            raise SettingsError(
+                f"{PREFIX}HOPPING_STEP must not exceed {PREFIX}HOPPING_WINDOW, nor the grace be negative"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

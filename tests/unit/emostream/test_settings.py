@@ -37,7 +37,7 @@ def test_values_are_parsed_and_typed(tmp_path):
     [
         ("EMOSTREAM_DEVICE", "tpu", "expected one of auto, cpu, cuda"),
         ("EMOSTREAM_BATCH_SIZE", "many", "not an integer"),
-        ("EMOSTREAM_MAX_LENGTH", "0", "must be a positive integer"),
+        ("EMOSTREAM_MAX_LENGTH", "0", "must be positive"),
         ("EMOSTREAM_QUANTIZE", "maybe", "EMOSTREAM_QUANTIZE"),
     ],
 )

@@ -1,0 +1,56 @@
+"""The Faust app factory. ``faust -A stream.app worker -l info`` and ``emostream worker`` both run ``app`` from here.
+
+Everything comes from :class:`emostream.settings.Settings` (``EMOSTREAM_*``): broker, topics, partitions, batching,
+windows, model. Creating the app connects to nothing; the worker does when it starts.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from emostream.logs import configure_logging
+from emostream.settings import Settings
+from stream.agents import WorkerStats, register_agents
+from stream.aggregation import WindowAggregator, WindowSpec
+from stream.serving import ModelServer
+from stream.topics import Topics
+from stream.views import register_views
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker app: topics, the aggregation state table, agents and web views."""
+    configure_logging(settings.log_level, settings.log_format)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.store,
+        topic_partitions=settings.partitions,
+        autodiscover=False,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(settings.session_timeout / 10, 0.5),
+        # State is rebuilt from the changelog when a partition moves; no standby copies, so the web view shows only
+        # the partitions this worker owns.
+        table_standby_replicas=0,
+        producer_acks=-1,
+    )
+    topics = Topics.declare(app, settings)
+    # One JSON state per aggregation key (open windows, watermark); the app's default serializer is JSON.
+    state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
+    aggregator = WindowAggregator(
+        [
+            WindowSpec("tumbling", int(settings.tumbling_window * 1000), int(settings.tumbling_window * 1000)),
+            WindowSpec("hopping", int(settings.hopping_window * 1000), int(settings.hopping_step * 1000)),
+        ],
+        grace_ms=int(settings.window_grace * 1000),
+    )
+    stats = WorkerStats()
+    server = ModelServer(settings)
+    register_agents(app, settings, topics, server, state, aggregator, stats)
+    register_views(app, state, aggregator, stats)
+    return app
+
+
+app = create_app(Settings.from_env())

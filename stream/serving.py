@@ -1,0 +1,87 @@
+"""The worker's model: loaded from the registry off the event loop, called on a dedicated inference thread.
+
+The event loop only awaits: ``predict`` hands the batch to a single-thread executor (torch uses its own intra-op
+threads), so Kafka heartbeats, fetches and sends go on while the model works. The classifier and its version are kept
+as one pair and swapped in one assignment, which is what a hot swap between batches builds on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from emostream.settings import Settings
+from models.classifier import EmotionClassifier, Prediction
+from models.registry import ModelRegistry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A classifier with the version name that goes into every output record."""
+
+    classifier: EmotionClassifier
+    version: str
+
+
+class ModelServer:
+    """Loads the configured model and runs predictions without blocking the event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = ModelRegistry(settings.registry_dir)
+        self._loaded: LoadedModel | None = None
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._loading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model in service; raises if :meth:`ensure_loaded` has not run."""
+        if self._loaded is None:
+            raise RuntimeError("no model loaded yet")
+        return self._loaded
+
+    async def ensure_loaded(self) -> LoadedModel:
+        """Load the configured model once (off the event loop)."""
+        if self._loaded is None:
+            loop = asyncio.get_running_loop()
+            self._loaded = await loop.run_in_executor(self._loading, self.load, self.settings.model)
+            log.info(
+                "model loaded",
+                model_version=self._loaded.version,
+                labels=list(self._loaded.classifier.labels),
+                device=str(self._loaded.classifier.device),
+                int8=self._loaded.classifier.quantized,
+            )
+        return self._loaded
+
+    def load(self, ref: str) -> LoadedModel:
+        """Resolve ``ref`` (``current``, a version or a folder), verify it and load it (blocking)."""
+        version = self.registry.current_version() if ref == "current" else None
+        path = self.registry.resolve(version or ref)
+        settings = self.settings
+        classifier = EmotionClassifier.from_pretrained(
+            path,
+            device=settings.device,
+            max_length=settings.max_length,
+            batch_size=settings.batch_size,
+            quantize=settings.quantize,
+        )
+        return LoadedModel(classifier, version or Path(path).name)
+
+    async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
+        """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""
+        loaded = self.loaded
+        loop = asyncio.get_running_loop()
+        predictions = await loop.run_in_executor(self._inference, loaded.classifier.predict, texts)
+        return predictions, loaded.version
+
+    def close(self) -> None:
+        """Stop the worker threads (waits for a running batch)."""
+        self._inference.shutdown(wait=True)
+        self._loading.shutdown(wait=False, cancel_futures=True)

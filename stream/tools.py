@@ -1,0 +1,118 @@
+"""Command-line helpers around the topics: replay a jsonl file into a topic, print a topic as records arrive.
+
+Plain aiokafka clients (no Faust app), so they work against any Kafka the worker uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://h1:9092;kafka://h2:9092`` (Faust's form) -> ``h1:9092,h2:9092`` (a Kafka client's)."""
+    hosts = []
+    for part in broker_url.replace(",", ";").split(";"):
+        part = part.strip()
+        if part:
+            hosts.append(part.split("://", 1)[-1].rstrip("/"))
+    if not hosts:
+        raise ValueError(f"no broker address in {broker_url!r}")
+    return ",".join(hosts)
+
+
+async def produce_file(broker_url: str, topic: str, path: Path, rate: float | None = None) -> int:
+    """Send each non-empty line of ``path`` as one record (bytes as they are); at most ``rate`` records/s if given."""
+    with path.open("rb") as handle:
+        values = [line.rstrip(b"\r\n") for line in handle if line.strip()]
+    return await send_values(broker_url, topic, values, rate)
+
+
+async def send_values(broker_url: str, topic: str, values: Iterable[bytes], rate: float | None = None) -> int:
+    """Send ``values`` as records (no key), at most ``rate`` records/s if given; returns how many were sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all", linger_ms=5)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        for value in values:
+            await producer.send(topic, value)
+            sent += 1
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def tail_topic(
+    broker_url: str,
+    topic: str,
+    *,
+    from_beginning: bool = False,
+    limit: int | None = None,
+    idle_timeout: float | None = None,
+    write: Callable[[bytes], None] | None = None,
+) -> int:
+    """Print (or pass to ``write``) each record's value as it arrives; stop after ``limit`` records or when nothing
+    arrived for ``idle_timeout`` seconds. Returns how many were seen."""
+    write = write or (lambda value: (sys.stdout.buffer.write(value + b"\n"), sys.stdout.flush()))
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers(broker_url),
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        while limit is None or seen < limit:
+            batch = await consumer.getmany(timeout_ms=int((idle_timeout or 1.0) * 1000))
+            records = [record for records in batch.values() for record in records]
+            if not records and idle_timeout is not None:
+                break
+            for record in records:
+                write(record.value or b"")
+                seen += 1
+                if limit is not None and seen >= limit:
+                    break
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def collect_records(
+    broker_url: str, topic: str, *, expected: int | None = None, timeout: float = 60.0, settle: float = 0.0
+) -> list[tuple[bytes | None, bytes, int]]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived (then ``settle`` seconds more, to catch
+    extras such as duplicates) or ``timeout`` passed. Returns ``(key, value, timestamp_ms)`` tuples in arrival order."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers(broker_url),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[tuple[bytes | None, bytes, int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            records.extend((r.key, r.value, r.timestamp) for rs in batch.values() for r in rs)
+            if expected is not None and len(records) >= expected:
+                deadline = min(deadline, time.monotonic() + settle)
+                if settle <= 0:
+                    break
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,106 @@
+"""Integration fixtures: the real Tansu broker on a free loopback port, a really fine-tuned tiny model in a registry,
+and worker processes (``python -m emostream worker``) with a unique app id, consumer group and topic set per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream.broker import EmbeddedBroker, free_port
+from stream.process import WorkerProcess
+from stream.tools import bootstrap_servers
+
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """One embedded broker for the whole session (tests keep apart by topic and group names)."""
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def served_registry(tmp_path_factory, datasets_dir, base_model_path):
+    """A registry whose current version is a real (short) fine-tune of the packaged MiniLM."""
+    from models.artifacts import export_run
+    from models.data import Splits, load_splits
+    from models.registry import ModelRegistry
+    from models.training import FineTuner, TrainingConfig
+
+    splits = load_splits(datasets_dir / "emotion")
+    small = Splits(splits.train.sample(600, seed=1), splits.validation.sample(200, seed=1))
+    config = TrainingConfig.from_recipe(
+        "quick", base_model_path, epochs=1, batch_size=16, learning_rate=2e-4, progress=False
+    )
+    result = FineTuner(config, small).train()
+    root = tmp_path_factory.mktemp("stream-registry")
+    run = export_run(result, root / "run", data_source="emotion sample")
+    registry = ModelRegistry(root / "registry")
+    registry.register(run, promote=True)
+    return registry
+
+
+@dataclass
+class StreamEnv:
+    """Names and settings of one test's stream: topics, group, worker environment."""
+
+    broker: EmbeddedBroker
+    registry_dir: Path
+    app_id: str = field(default_factory=lambda: f"emostream-test-{uuid.uuid4().hex[:8]}")
+    extra: dict = field(default_factory=dict)
+    workers: list = field(default_factory=list)
+
+    def topic(self, kind: str) -> str:
+        return f"{self.app_id}.{kind}"
+
+    def env(self, web_port: int) -> dict:
+        variables = {
+            "EMOSTREAM_BROKER_URL": self.broker.url,
+            "EMOSTREAM_APP_ID": self.app_id,
+            "EMOSTREAM_REGISTRY_DIR": str(self.registry_dir),
+            "EMOSTREAM_WEB_PORT": str(web_port),
+            "EMOSTREAM_SESSION_TIMEOUT": "6",
+            "EMOSTREAM_PARTITIONS": str(PARTITIONS),
+            "EMOSTREAM_QUANTIZE": "off",
+            "EMOSTREAM_DEVICE": "cpu",
+            "EMOSTREAM_LOG_FORMAT": "json",
+            "EMOSTREAM_BATCH_MAX": "32",
+            **{
+                f"EMOSTREAM_TOPIC_{kind.upper()}": self.topic(kind)
+                for kind in ("texts", "labelled", "aggregates", "dlq")
+            },
+            **self.extra,
+        }
+        return {**os.environ, **variables}
+
+    def start_worker(self, log_dir: Path) -> WorkerProcess:
+        worker = WorkerProcess.start(self.env(free_port()), log_dir / f"worker-{len(self.workers)}.log")
+        self.workers.append(worker)
+        return worker
+
+    def create_topics(self) -> None:
+        async def create():
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(self.broker.url))
+            await admin.start()
+            try:
+                await admin.create_topics([NewTopic(self.topic("texts"), PARTITIONS, 1)])
+            finally:
+                await admin.close()
+
+        asyncio.run(create())
+
+
+@pytest.fixture
+def stream_env(broker, served_registry, tmp_path):
+    env = StreamEnv(broker, served_registry.root)
+    env.create_topics()
+    yield env
+    for worker in env.workers:
+        worker.stop()
