@@ -59,7 +59,11 @@ class Settings:
         default="auto",
     )
     max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
-    batch_size: int = _env("Texts per forward pass when predicting.", default=64)
+    batch_size: int = _env(
+        "Texts per forward pass when predicting: a micro-batch is sorted by length and cut into forward passes of this "
+        "size, each padded only to its own longest text.",
+        default=32,
+    )
     # --- the stream worker -------------------------------------------------------------------------------------------
     broker_url: str = _env(
         "Kafka bootstrap servers, `kafka://host:port` (several separated by `;`).", default="kafka://127.0.0.1:9092"
@@ -74,7 +78,7 @@ class Settings:
     topic_aggregates: str = _env("Output topic of closed aggregate windows.", default="emotion.aggregates")
     topic_dlq: str = _env("Dead-letter topic: invalid input with the reason.", default="emotion.dlq")
     partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
-    batch_max: int = _env("Micro-batch: at most this many events per model call.", default=64)
+    batch_max: int = _env("Micro-batch: at most this many events per model call.", default=256)
     batch_wait: float = _env(
         "Micro-batch: seconds to wait for a batch to fill before classifying what is there.", default=0.05
     )

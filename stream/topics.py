@@ -39,7 +39,7 @@ class Topics:
             labelled=topic(settings.topic_labelled),
             aggregates=topic(settings.topic_aggregates),
             dlq=topic(settings.topic_dlq),
-            # Labelled events re-keyed by aggregation key (a source, or "*"), so each key's windows live in one
-            # partition of the state table.
+            # Per batch and aggregation key (a source, or "*"): the [label, score, ts] of its labelled events, keyed so
+            # that each key's windows live in one partition of the state table.
             aggregation_input=topic(f"{settings.app_id}-aggregation-input", internal=True),
         )
