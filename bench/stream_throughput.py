@@ -53,7 +53,10 @@ async def _arrivals(broker_url: str, topic: str, expected: set[str], timeout: fl
 
     from stream.tools import bootstrap_servers
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers(broker_url), auto_offset_reset="earliest")
+    # A short fetch wait, so the measuring client adds little of its own latency.
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap_servers(broker_url), auto_offset_reset="earliest", fetch_max_wait_ms=20
+    )
     await consumer.start()
     arrived: dict[str, float] = {}
     deadline = time.monotonic() + timeout

@@ -28,9 +28,7 @@ class _Group(click.Group):
     """Turns the project's own error types into a one-line ``Error: ...`` instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from models.data import DataError
-        from models.registry import RegistryError
-        from models.training import TrainingConfigError
+        from models.errors import DataError, RegistryError, TrainingConfigError
 
         try:
             return super().invoke(ctx)
@@ -49,6 +47,15 @@ def cli(ctx: click.Context) -> None:
         raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
+
+
+model_option = click.option(
+    "--model",
+    "model_ref",
+    default="current",
+    show_default=True,
+    help="A checkpoint folder, a registry version (v0003) or `current`.",
+)
 
 
 def _emit(value: Any) -> None:
@@ -162,13 +169,7 @@ def _save_run(
 
 
 @cli.command()
-@click.option(
-    "--model",
-    "model_ref",
-    default="current",
-    show_default=True,
-    help="A checkpoint folder, a registry version (v0003) or `current`.",
-)
+@model_option
 @click.option("--data", "data", help="A data file or a folder (its test split). [default: $EMOSTREAM_DATA_DIR/emotion]")
 @click.option("--split", default="test", show_default=True, help="Which split of a data folder to score.")
 @click.option("--labels", "labels", help="Comma-separated labels: restrict scoring and argmax to these.")
@@ -190,13 +191,7 @@ def evaluate(
 
 
 @cli.command()
-@click.option(
-    "--model",
-    "model_ref",
-    default="current",
-    show_default=True,
-    help="A checkpoint folder, a registry version (v0003) or `current`.",
-)
+@model_option
 @click.argument("texts", nargs=-1)
 @click.pass_obj
 def predict(settings: Settings, model_ref: str, texts: tuple[str, ...]) -> None:
@@ -316,13 +311,17 @@ def broker(port: int) -> None:
 
     from stream.broker import EmbeddedBroker
 
-    with EmbeddedBroker(port, quiet=False) as running:
-        log.info("broker running", url=running.url, note="memory-only: a restart loses every topic")
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C and SIGTERM both stop the broker cleanly, exit status 0
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with EmbeddedBroker(port, quiet=False) as running:
+            log.info("broker running", url=running.url, note="memory-only: a restart loses every topic")
             running.process.wait()
-        except KeyboardInterrupt:
-            log.info("stopping broker")
+    finally:
+        log.info("broker stopped", port=port)
 
 
 @cli.command()

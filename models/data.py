@@ -15,16 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.errors import DataError
+
 SPLIT_NAMES: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "validation": ("validation", "dev", "valid", "val"),
     "test": ("test",),
 }
 SUFFIXES = (".jsonl", ".csv", ".tsv")
-
-
-class DataError(ValueError):
-    """A dataset cannot be read: the message names the file and, for a bad row, its line."""
 
 
 @dataclass(frozen=True)

@@ -29,18 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.errors import CorruptVersionError, RegistryError
+
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
-
-
-class RegistryError(RuntimeError):
-    """A registry operation cannot be done (unknown version, nothing to roll back to, ...)."""
-
-
-class CorruptVersionError(RegistryError):
-    """A version's files are incomplete, altered, or unsafe to load."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from models.classifier import MULTI_LABEL, EmotionClassifier, pad_batch, quantize_int8, quiet_transformers
 from models.data import LabelledTexts, Splits
 from models.device import autocast, resolve_device
+from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
 
 log = structlog.get_logger(__name__)
@@ -41,10 +42,6 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Best quality: more epochs, everything trained, a longer warm-up.
     "full": {"epochs": 6, "learning_rate": 8e-5, "max_length": 128, "freeze_embeddings": False, "warmup_ratio": 0.1},
 }
-
-
-class TrainingConfigError(ValueError):
-    """A training option is out of range."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ class FineTuner:
         token_ids = tokenizer(self.train_data.texts, truncation=True, max_length=self.config.max_length)["input_ids"]
         targets = self._target_tensor(self.train_data)
         optimizer, scheduler = self._optimizer(model, math.ceil(len(token_ids) / self.config.batch_size))
-        loss_fn = self._loss(model)
+        loss_fn = self._loss()
         classifier = EmotionClassifier(
             model,
             tokenizer,
@@ -184,13 +181,7 @@ class FineTuner:
         model.config.int8_validated = int8["approved"]
         examples = len(token_ids) * self.config.epochs
         return TrainingResult(
-            classifier=EmotionClassifier(
-                model,
-                tokenizer,
-                device=self.device,
-                max_length=self.config.max_length,
-                batch_size=self.config.eval_batch_size,
-            ),
+            classifier=classifier,  # holds the best epoch's weights now
             config=self.config,
             validation=validation,
             history=history,
@@ -239,7 +230,7 @@ class FineTuner:
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.config.warmup_ratio), total)
         return optimizer, scheduler
 
-    def _loss(self, model) -> torch.nn.Module:
+    def _loss(self) -> torch.nn.Module:
         weight = None
         if self.config.class_weights:
             counts = indicator_matrix(self.train_data.targets, len(self.labels)).sum(axis=0).astype(np.float64)
