@@ -261,27 +261,59 @@ def models_current(settings: Settings) -> None:
     _emit(registry.info(version).to_dict())
 
 
+announce_option = click.option(
+    "--announce/--no-announce",
+    default=True,
+    show_default=True,
+    help="Tell running workers on $EMOSTREAM_TOPIC_MODELS so they swap the model in.",
+)
+
+
 @models.command("promote")
 @click.argument("version")
+@announce_option
 @click.pass_obj
-def models_promote(settings: Settings, version: str) -> None:
+def models_promote(settings: Settings, version: str, announce: bool) -> None:
     """Verify VERSION and make it current."""
     from models.registry import ModelRegistry
 
     info = ModelRegistry(settings.registry_dir).promote(version)
     log.info("promoted", version=info.version)
+    _announce(settings, info, announce)
     _emit(info.to_dict())
 
 
 @models.command("rollback")
+@announce_option
 @click.pass_obj
-def models_rollback(settings: Settings) -> None:
+def models_rollback(settings: Settings, announce: bool) -> None:
     """Make the previously current version current again."""
     from models.registry import ModelRegistry
 
     info = ModelRegistry(settings.registry_dir).rollback()
     log.info("rolled back", version=info.version)
+    _announce(settings, info, announce)
     _emit(info.to_dict())
+
+
+def _announce(settings: Settings, info, announce: bool) -> None:
+    """Announce the new current version to the workers; the registry change stands even if the broker is away."""
+    if not announce:
+        return
+    import asyncio
+
+    from stream.announcements import announce as publish
+
+    try:
+        asyncio.run(publish(settings.broker_url, settings.topic_models, info, timeout=5))
+        log.info("announced", version=info.version, topic=settings.topic_models)
+    except Exception as exc:  # the broker is unreachable or refused: workers pick `current` up when they restart
+        log.warning(
+            "not announced: running workers keep their model until they restart",
+            version=info.version,
+            broker=settings.broker_url,
+            error=repr(exc),
+        )
 
 
 # --- the stream ---------------------------------------------------------------------------------------------------

@@ -77,6 +77,10 @@ class Settings:
     topic_labelled: str = _env("Output topic of labelled events (keyed by id).", default="emotion.labelled")
     topic_aggregates: str = _env("Output topic of closed aggregate windows.", default="emotion.aggregates")
     topic_dlq: str = _env("Dead-letter topic: invalid input with the reason.", default="emotion.dlq")
+    topic_models: str = _env(
+        "Model announcements: each worker swaps in the version announced here (promote, rollback).",
+        default="emotion.models",
+    )
     partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
     batch_max: int = _env("Micro-batch: at most this many events per model call.", default=256)
     batch_wait: float = _env(

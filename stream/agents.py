@@ -136,6 +136,8 @@ class Classifier:
             by_key.setdefault(record["source"], []).append(entry)
             by_key[ALL_SOURCES].append(entry)
         for key, entries in by_key.items():
+            if not entries:
+                continue
             futures.append(await self.topics.aggregation_input.send(key=key.encode(), value=orjson.dumps(entries)))
         return futures
 

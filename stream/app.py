@@ -10,6 +10,7 @@ import faust
 
 from emostream.logs import configure_logging
 from emostream.settings import Settings
+from stream import announcements
 from stream.agents import WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
 from stream.serving import ModelServer
@@ -49,7 +50,13 @@ def create_app(settings: Settings) -> faust.App:
     stats = WorkerStats()
     server = ModelServer(settings)
     register_agents(app, settings, topics, server, state, aggregator, stats)
-    register_views(app, state, aggregator, stats)
+    register_views(app, state, aggregator, stats, server)
+
+    @app.task
+    async def follow_model_announcements() -> None:
+        await server.ensure_loaded()
+        await announcements.follow(settings.broker_url, settings.topic_models, server.swap, on_ready=server.catch_up)
+
     return app
 
 

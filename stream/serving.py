@@ -2,12 +2,14 @@
 
 The event loop only awaits: ``predict`` hands the batch to a single-thread executor (torch uses its own intra-op
 threads), so Kafka heartbeats, fetches and sends go on while the model works. The classifier and its version are kept
-as one pair and swapped in one assignment, which is what a hot swap between batches builds on.
+as one pair and swapped in one assignment: a batch uses the pair it started with, so a hot swap (``swap``, driven by
+announcements on ``emotion.models``) takes effect between two batches, and no event is dropped or labelled twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,11 @@ class ModelServer:
         self._loaded: LoadedModel | None = None
         self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._loading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether a model is in service."""
+        return self._loaded is not None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -73,6 +80,47 @@ class ModelServer:
             quantize=settings.quantize,
         )
         return LoadedModel(classifier, version or Path(path).name)
+
+    async def swap(self, announcement: dict) -> bool:
+        """Load an announced version off the event loop and put it in service between two batches.
+
+        A version that fails to load (unknown, corrupt, unreadable) is logged as an error and the current model keeps
+        serving. Returns whether the model changed.
+        """
+        version = str(announcement.get("version", ""))
+        if self._loaded is not None and version == self._loaded.version:
+            return False
+        ref = version if (self.registry.versions_dir / version).is_dir() else str(announcement.get("path", ""))
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            loaded = await loop.run_in_executor(self._loading, self.load, ref)
+        except Exception as exc:
+            log.error(
+                "model swap failed: the current model keeps serving",
+                announced=version,
+                error=str(exc),
+                model_version=self._loaded.version if self._loaded else None,
+            )
+            return False
+        previous, self._loaded = self._loaded, LoadedModel(loaded.classifier, version or loaded.version)
+        log.info(
+            "model swapped",
+            model_version=self._loaded.version,
+            previous=previous.version if previous else None,
+            load_seconds=round(time.perf_counter() - started, 2),
+            labels=list(loaded.classifier.labels),
+        )
+        return True
+
+    async def catch_up(self) -> bool:
+        """Swap to the registry's current version if it moved while no announcement could reach this worker."""
+        if self.settings.model != "current":
+            return False
+        current = self.registry.current_version()
+        if current is None or (self._loaded is not None and self._loaded.version == current):
+            return False
+        return await self.swap({"version": current})
 
     async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
         """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""

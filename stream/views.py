@@ -7,9 +7,12 @@ import faust
 
 from stream.agents import WorkerStats
 from stream.aggregation import WindowAggregator
+from stream.serving import ModelServer
 
 
-def register_views(app: faust.App, state: faust.TableT, aggregator: WindowAggregator, stats: WorkerStats) -> None:
+def register_views(
+    app: faust.App, state: faust.TableT, aggregator: WindowAggregator, stats: WorkerStats, server: ModelServer
+) -> None:
     """Attach the views to ``app``'s web server."""
 
     @app.page("/aggregates")
@@ -26,4 +29,5 @@ def register_views(app: faust.App, state: faust.TableT, aggregator: WindowAggreg
     @app.page("/stats")
     async def stats_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        return web.json({**stats.to_dict(), "assigned": assigned})
+        version = server.loaded.version if server.is_loaded else None
+        return web.json({**stats.to_dict(), "model_version": version, "assigned": assigned})

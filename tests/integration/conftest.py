@@ -74,7 +74,7 @@ class StreamEnv:
             "EMOSTREAM_BATCH_MAX": "32",
             **{
                 f"EMOSTREAM_TOPIC_{kind.upper()}": self.topic(kind)
-                for kind in ("texts", "labelled", "aggregates", "dlq")
+                for kind in ("texts", "labelled", "aggregates", "dlq", "models")
             },
             **self.extra,
         }
@@ -98,9 +98,23 @@ class StreamEnv:
 
 
 @pytest.fixture
-def stream_env(broker, served_registry, tmp_path):
-    env = StreamEnv(broker, served_registry.root)
-    env.create_topics()
-    yield env
-    for worker in env.workers:
-        worker.stop()
+def stream_env_factory(broker):
+    """Make a StreamEnv (own topics and group) over a given registry; its workers are stopped after the test."""
+    made = []
+
+    def make(registry_dir: Path) -> StreamEnv:
+        env = StreamEnv(broker, registry_dir)
+        env.create_topics()
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        for worker in env.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def stream_env(stream_env_factory, served_registry):
+    """A StreamEnv over the shared, session-wide registry (tests that promote use their own copy)."""
+    return stream_env_factory(served_registry.root)

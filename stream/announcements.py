@@ -1,0 +1,91 @@
+"""Model announcements on ``emotion.models``: a promoted (or rolled-back) version that every worker swaps in.
+
+``announce`` is what ``emostream models promote/rollback`` (and, later, the trainer) call after the registry's
+``current`` pointer moved. Every worker follows the topic with its own group-less consumer, so each one sees every
+announcement (a consumer group would hand each message to one worker only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from models.registry import VersionInfo
+from stream.tools import bootstrap_servers
+
+log = structlog.get_logger(__name__)
+
+
+def announcement(info: VersionInfo) -> dict[str, Any]:
+    """The record announcing ``info``: version, path, labels and headline metrics."""
+    summary = info.to_dict()
+    metrics = {key: summary[key] for key in ("test_accuracy", "test_macro_f1", "validation_macro_f1")}
+    return {"version": info.version, "path": str(info.path), "labels": info.labels, "metrics": metrics}
+
+
+async def announce(broker_url: str, topic: str, info: VersionInfo, timeout: float = 10.0) -> None:
+    """Publish the announcement of ``info`` (raises if the broker cannot be reached within ``timeout`` seconds)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    try:
+        await asyncio.wait_for(producer.start(), timeout)
+        value = orjson.dumps(announcement(info))
+        await asyncio.wait_for(producer.send_and_wait(topic, value, key=info.version.encode(), partition=0), timeout)
+    finally:
+        await producer.stop()
+
+
+async def ensure_topic(broker_url: str, topic: str) -> None:
+    """Create the announcements topic with one partition (one total order of versions) unless it exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+async def follow(
+    broker_url: str,
+    topic: str,
+    on_announcement: Callable[[dict[str, Any]], Awaitable[Any]],
+    on_ready: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Call ``on_announcement`` for every announcement published from now on (runs until cancelled).
+
+    ``on_ready`` runs once the consumer is positioned at the end of the topic: anything announced before that moment
+    is not replayed, so it is the place to catch up with the registry.
+    """
+    await ensure_topic(broker_url, topic)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        log.info("following model announcements", topic=topic, offset=await consumer.position(partition))
+        if on_ready is not None:
+            await on_ready()
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        message = orjson.loads(record.value)
+                    except orjson.JSONDecodeError:
+                        log.error("unreadable model announcement", raw=record.value[:200])
+                        continue
+                    await on_announcement(message)
+    finally:
+        await consumer.stop()
