@@ -396,6 +396,34 @@ def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None
 
 
 @cli.command()
+@click.option("--once", is_flag=True, help="Run one cycle now on the feedback there is, then exit.")
+@click.pass_obj
+def trainer(settings: Settings, once: bool) -> None:
+    """Run the retraining side job: cycles on new feedback, the promotion gate, announcements to workers."""
+    import asyncio
+
+    from stream.trainer import TrainerJob
+
+    job = TrainerJob(settings)
+    if once:
+        result = asyncio.run(job.run_once(force=True))
+        _emit(
+            {"ran": False}
+            if result is None
+            else {
+                "ran": True,
+                "version": result.version.version,
+                "promoted": result.decision.promoted,
+                "reason": result.decision.reason,
+                "new_labels": result.new_labels,
+                "gate": result.decision.to_dict(),
+            }
+        )
+        return
+    asyncio.run(job.run_forever())
+
+
+@cli.command()
 @click.option(
     "--file",
     "path",

@@ -81,6 +81,19 @@ class Settings:
         "Model announcements: each worker swaps in the version announced here (promote, rollback).",
         default="emotion.models",
     )
+    topic_feedback: str = _env("Newly labelled examples for the retraining job.", default="emotion.feedback")
+    trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
+    trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
+    retrain_tolerance: float = _env(
+        "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).", default=0.01
+    )
+    retrain_replay: int = _env(
+        "Base training examples mixed into each retraining cycle (against forgetting).", default=2000
+    )
+    retrain_epochs: int = _env("Epochs of a retraining cycle.", default=2)
+    base_data: str = _env(
+        "The base dataset for replay and the gate [default: $EMOSTREAM_DATA_DIR/emotion].", default=""
+    )
     partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
     batch_max: int = _env("Micro-batch: at most this many events per model call.", default=256)
     batch_wait: float = _env(

@@ -25,8 +25,12 @@ def export_run(
     *,
     data_source: str,
     test_metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write everything about ``result`` into ``out_dir`` (created if needed) and return it."""
+    """Write everything about ``result`` into ``out_dir`` (created if needed) and return it.
+
+    ``extra`` is merged into ``metrics.json`` (the retraining job puts its promotion decision there).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.classifier.save_pretrained(out)
@@ -50,6 +54,7 @@ def export_run(
             "python": platform.python_version(),
         },
     }
+    metrics.update(extra or {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(metrics), encoding="utf-8")
     return out

@@ -61,6 +61,7 @@ class VersionInfo:
             "test_accuracy": test.get("accuracy"),
             "test_macro_f1": test.get("macro_f1"),
             "validation_macro_f1": validation.get("macro_f1"),
+            "gate": self.metrics.get("gate"),
         }
 
 

@@ -24,7 +24,12 @@ import numpy as np
 import structlog
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
 
 from models.classifier import MULTI_LABEL, EmotionClassifier, pad_batch, quantize_int8, quiet_transformers
 from models.data import LabelledTexts, Splits
@@ -124,13 +129,19 @@ class TrainingResult:
 class FineTuner:
     """Fine-tunes a base encoder with a new classification head on :class:`Splits`."""
 
-    def __init__(self, config: TrainingConfig, splits: Splits) -> None:
+    def __init__(self, config: TrainingConfig, splits: Splits, labels: Sequence[str] | None = None) -> None:
+        """``labels`` fixes the label set and its order (a superset of the data's); by default the training data's.
+
+        When ``config.base_model`` is itself a fine-tuned classifier, the labels it knows keep their head weights and
+        only new labels start fresh (see :func:`keep_known_classes`).
+        """
         config.validate()
         if splits.train.multi_label and not config.multi_label:
             config = replace(config, multi_label=True)
         self.config = config
         self.train_data = splits.train.sample(config.max_train, seed=config.seed)
-        self.labels = self.train_data.labels
+        self.labels = tuple(labels) if labels else self.train_data.labels
+        self.train_data = self.train_data.relabel(self.labels)
         self.validation_data = splits.validation.relabel(self.labels)
         self.device = resolve_device(config.device)
 
@@ -208,6 +219,13 @@ class FineTuner:
                 dtype=torch.float32,  # master weights in fp32 whatever the base was stored in; autocast does the rest
             )
             tokenizer = AutoTokenizer.from_pretrained(self.config.base_model)
+        kept = keep_known_classes(model, self.config.base_model)
+        if kept:
+            log.info(
+                "continuing from a classifier",
+                known_labels=kept,
+                new_labels=[name for name in labels if name not in kept],
+            )
         if self.config.freeze_embeddings:
             model.get_input_embeddings().weight.requires_grad_(False)
         return model.to(self.device), tokenizer
@@ -303,6 +321,38 @@ class FineTuner:
 
     def _no_progress(self) -> bool | None:
         return None if self.config.progress is None else not self.config.progress
+
+
+def keep_known_classes(model: torch.nn.Module, base: str) -> list[str]:
+    """If ``base`` is a fine-tuned classifier, copy its head's rows for the labels ``model`` shares with it.
+
+    ``from_pretrained(..., ignore_mismatched_sizes=True)`` loads the encoder but starts a head of another size afresh;
+    this puts the known classes' weights back, so adding a label does not relearn the old ones. Returns the labels
+    carried over (none for a plain encoder).
+    """
+    base_config = AutoConfig.from_pretrained(base)
+    if not any(name.endswith("ForSequenceClassification") for name in base_config.architectures or []):
+        return []
+    with quiet_transformers():
+        old = AutoModelForSequenceClassification.from_pretrained(base, use_safetensors=True, dtype=torch.float32)
+    old_head, new_head = output_head(old), output_head(model)
+    kept = []
+    with torch.no_grad():
+        for row, name in model.config.id2label.items():
+            old_row = old.config.label2id.get(name)
+            if old_row is not None:
+                new_head.weight[int(row)] = old_head.weight[int(old_row)]
+                new_head.bias[int(row)] = old_head.bias[int(old_row)]
+                kept.append(name)
+    return kept
+
+
+def output_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The classifier's final Linear layer (one output per label), whatever the architecture calls it."""
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels]
+    if not heads:
+        raise ValueError("no output layer with one unit per label")
+    return heads[-1]
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:

@@ -48,7 +48,7 @@ def emostream_invocations(service: dict) -> list[list[str]]:
 def test_every_service_built_from_this_project_runs_a_real_command():
     services = compose()["services"]
     ours = {name: s for name, s in services.items() if s.get("image") == "emostream:latest"}
-    assert {"model-init", "worker", "worker-gpu"} <= set(ours)
+    assert {"model-init", "worker", "worker-gpu", "trainer"} <= set(ours)
     for service in ours.values():
         for args in emostream_invocations(service):
             cli_commands(args)

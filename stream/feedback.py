@@ -1,0 +1,96 @@
+"""Newly labelled examples on ``emotion.feedback``: validation, and the training snapshot rebuilt from the topic.
+
+Record: ``{"id"?, "text", "label" | "labels", "source"?, "annotator"?}``. The topic is the source of truth: the trainer
+reads it from the beginning for every cycle and keeps the latest label per id (or per text when there is no id), so a
+restart loses nothing and a corrected label replaces the old one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models.data import LabelledTexts
+from stream.schemas import DeadLetter
+from stream.tools import bootstrap_servers
+
+
+@dataclass(frozen=True)
+class FeedbackExample:
+    """One labelled example and where it was read."""
+
+    key: str
+    text: str
+    label: str
+    partition: int
+    offset: int
+
+
+def parse_feedback(
+    raw: bytes | None, *, topic: str, partition: int, offset: int, max_chars: int
+) -> FeedbackExample | DeadLetter:
+    """Validate one feedback record (one label: the served models are single-label)."""
+
+    def dead(error: str, reason: str) -> DeadLetter:
+        return DeadLetter(error, reason, raw, topic, partition, offset)
+
+    try:
+        value = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        return dead("invalid_json", f"value is not JSON ({exc})")
+    if not isinstance(value, dict):
+        return dead("not_an_object", "value is not a JSON object")
+    text = value.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return dead("missing_text", "'text' must be a non-empty string")
+    if len(text) > max_chars:
+        return dead("text_too_long", f"'text' has more than {max_chars} characters")
+    labels = value.get("labels", [value["label"]] if "label" in value else [])
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        return dead("invalid_label", "'label' must be a non-empty string (or 'labels' a list of them)")
+    if len(set(labels)) > 1:
+        return dead("several_labels", "several labels on one text: the served model is single-label")
+    example_id = value.get("id")
+    key = f"id:{example_id}" if isinstance(example_id, str | int) and str(example_id) else f"text:{text.strip()}"
+    return FeedbackExample(key, text.strip(), labels[0].strip(), partition, offset)
+
+
+def snapshot(examples: list[FeedbackExample]) -> LabelledTexts:
+    """The training snapshot: the latest label per id (or text), labels sorted by name."""
+    latest: dict[str, FeedbackExample] = {}
+    for example in sorted(examples, key=lambda e: (e.offset, e.partition)):
+        latest[example.key] = example
+    labels = tuple(sorted({e.label for e in latest.values()}))
+    position = {name: i for i, name in enumerate(labels)}
+    rows = list(latest.values())
+    return LabelledTexts([e.text for e in rows], [(position[e.label],) for e in rows], labels, False, "feedback")
+
+
+async def read_topic(broker_url: str, topic: str, timeout: float = 30.0) -> list[tuple[int, int, bytes | None]]:
+    """Every record currently in ``topic`` as ``(partition, offset, value)``, read from the beginning to the end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():  # also refreshes the metadata that partitions_for_topic reads
+            return []
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[tuple[int, int, bytes | None]] = []
+        deadline = time.monotonic() + timeout
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
+            batch = await consumer.getmany(timeout_ms=200)
+            records.extend((r.partition, r.offset, r.value) for rs in batch.values() for r in rs)
+        return records
+    finally:
+        await consumer.stop()

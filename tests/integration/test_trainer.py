@@ -1,0 +1,88 @@
+"""The retraining side job on the real broker: feedback (with a label the model does not know) in, one real cycle,
+the gate's decision recorded in the registry, invalid feedback dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from emostream.cli import cli
+from models import ModelRegistry
+from models.retraining import decide
+from stream.tools import collect_records, send_values
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def feedback_records(datasets_dir):
+    with open(datasets_dir / "emotion" / "test.jsonl", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle][:150]
+    records = [{"id": f"f{i}", "text": r["text"], "label": r["label_text"]} for i, r in enumerate(rows)]
+    names = (datasets_dir / "goemotions" / "labels.txt").read_text().split()
+    disgust = str(names.index("disgust"))
+    with open(datasets_dir / "goemotions" / "train.tsv", encoding="utf-8") as handle:
+        texts = [line.split("\t")[0] for line in handle if line.split("\t")[1] == disgust][:60]
+    records += [{"id": f"d{i}", "text": text, "label": "disgust"} for i, text in enumerate(texts)]
+    random.Random(0).shuffle(records)
+    return [orjson.dumps(r) for r in records]
+
+
+@pytest.fixture
+def small_base(tmp_path, datasets_dir):
+    folder = tmp_path / "base"
+    folder.mkdir()
+    for split, n in (("train", 400), ("validation", 300)):
+        lines = (datasets_dir / "emotion" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.jsonl").write_text("\n".join(random.Random(1).sample(lines, n)) + "\n")
+    return folder
+
+
+def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(
+    stream_env_factory, served_registry, datasets_dir, small_base, tmp_path
+):
+    shutil.copytree(served_registry.root, tmp_path / "registry")
+    registry = ModelRegistry(tmp_path / "registry")
+    env = stream_env_factory(registry.root)
+    env.extra = {
+        "EMOSTREAM_TOPIC_FEEDBACK": env.topic("feedback"),
+        "EMOSTREAM_BASE_DATA": str(small_base),
+        "EMOSTREAM_RETRAIN_REPLAY": "300",
+        "EMOSTREAM_RETRAIN_EPOCHS": "2",
+        "EMOSTREAM_DEVICE": "cpu",
+    }
+    values = [*feedback_records(datasets_dir), b"{broken", orjson.dumps({"text": "no label"})]
+    asyncio.run(send_values(env.broker.url, env.topic("feedback"), values))
+
+    variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
+    result = CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ran"] and summary["version"] == "v0002" and summary["new_labels"] == ["disgust"]
+
+    info = registry.info("v0002")
+    assert "disgust" in info.labels and info.labels[:6] == registry.info("v0001").labels  # known classes keep order
+    gate = info.metrics["gate"]
+    expected = decide(
+        gate["new_data_f1_candidate"],
+        gate["new_data_f1_current"],
+        gate["base_f1_candidate"],
+        gate["base_f1_current"],
+        gate["tolerance"],
+    )
+    assert gate["promoted"] == expected.promoted == summary["promoted"]
+    assert registry.current_version() == ("v0002" if expected.promoted else "v0001")
+    if expected.promoted:
+        announced = asyncio.run(collect_records(env.broker.url, env.topic("models"), expected=1, timeout=10))
+        assert orjson.loads(announced[0][1])["version"] == "v0002"
+
+    dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=20, settle=1.0))
+    assert sorted(orjson.loads(value)["error"] for _, value, _ in dead) == ["invalid_json", "invalid_label"]
+    again = CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+    dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), timeout=3))
+    assert again.exit_code == 0 and len(dead) == 2  # dead-lettered once, not at every cycle
