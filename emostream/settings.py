@@ -81,6 +81,14 @@ class Settings:
         "Model announcements: each worker swaps in the version announced here (promote, rollback).",
         default="emotion.models",
     )
+    topic_review: str = _env(
+        "Low-confidence predictions for annotators (their answers go to the feedback topic).", default="emotion.review"
+    )
+    review_margin: float = _env(
+        "A prediction whose top two scores are closer than this goes to the review topic (0 turns review off).",
+        default=0.2,
+    )
+    review_rate: float = _env("Fraction of those low-margin predictions that is sent for review.", default=1.0)
     topic_feedback: str = _env("Newly labelled examples for the retraining job.", default="emotion.feedback")
     trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
     trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
@@ -142,6 +150,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if not (0 <= self.review_margin <= 1 and 0 <= self.review_rate <= 1):
+            raise SettingsError(f"{PREFIX}REVIEW_MARGIN and {PREFIX}REVIEW_RATE must lie between 0 and 1")
         if self.hopping_step > self.hopping_window or self.window_grace < 0:
             raise SettingsError(
                 f"{PREFIX}HOPPING_STEP must not exceed {PREFIX}HOPPING_WINDOW, nor the grace be negative"

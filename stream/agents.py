@@ -8,6 +8,7 @@ Agents stay thin: decode and validate with ``stream.schemas``, predict through `
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,15 @@ import structlog
 
 from emostream.settings import Settings
 from stream.aggregation import WindowAggregator, empty_state
-from stream.schemas import ALL_SOURCES, DeadLetter, TextEvent, labelled_record, parse_text_event
+from stream.schemas import (
+    ALL_SOURCES,
+    DeadLetter,
+    TextEvent,
+    labelled_record,
+    parse_text_event,
+    review_record,
+    score_margin,
+)
 from stream.serving import ModelServer
 from stream.topics import Topics
 
@@ -34,6 +43,7 @@ class WorkerStats:
     batches: int = 0
     windows_published: int = 0
     late_events: int = 0
+    sent_for_review: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready counters."""
@@ -48,6 +58,7 @@ class Classifier:
         self.topics = topics
         self.server = server
         self.stats = stats
+        self.sampler = random.Random()  # samples low-margin predictions for review at EMOSTREAM_REVIEW_RATE
 
     async def handle(self, events: list[faust.EventT]) -> None:
         """Classify ``events`` and deliver every resulting record."""
@@ -71,6 +82,7 @@ class Classifier:
                 for (_, text_event), prediction in zip(good, predictions, strict=True)
             ]
             pending += await self.send_labelled(records)
+            pending += await self.send_for_review([event for _, event in good], records)
         pending += [await self.topics.dlq.send(value=orjson.dumps(d.to_record())) for d in dead]
         await asyncio.gather(*pending)  # delivered before this batch's offsets are acknowledged
         self.stats.events_in += len(events)
@@ -139,6 +151,18 @@ class Classifier:
             if not entries:
                 continue
             futures.append(await self.topics.aggregation_input.send(key=key.encode(), value=orjson.dumps(entries)))
+        return futures
+
+    async def send_for_review(self, events: list[TextEvent], records: list[dict]) -> list:
+        """Send the predictions the model hesitated on (uncertainty sampling) to the review topic."""
+        threshold, rate = self.settings.review_margin, self.settings.review_rate
+        futures = []
+        for event, record in zip(events, records, strict=True):
+            margin = score_margin(record["scores"])
+            if margin < threshold and self.sampler.random() < rate:
+                value = orjson.dumps(review_record(event, record, margin))
+                futures.append(await self.topics.review.send(key=event.id.encode(), value=value))
+        self.stats.sent_for_review += len(futures)
         return futures
 
 

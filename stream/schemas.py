@@ -137,6 +137,27 @@ def parse_timestamp(value: Any, *, default_ms: int) -> int:
     raise ValueError(f"'ts' must be epoch milliseconds or an ISO-8601 string, not {type(value).__name__}")
 
 
+def score_margin(scores: dict[str, float]) -> float:
+    """Top score minus the runner-up: small means the model hesitated between two emotions."""
+    top = sorted(scores.values(), reverse=True)
+    return top[0] - top[1] if len(top) > 1 else 1.0
+
+
+def review_record(event: TextEvent, labelled: dict[str, Any], margin: float) -> dict[str, Any]:
+    """What annotators get on ``emotion.review``: the text, the model's guess and its scores (answers come back on
+    ``emotion.feedback`` as ``{"id", "text", "label"}``)."""
+    return {
+        "id": event.id,
+        "text": event.text,
+        "source": event.source,
+        "ts": event.ts,
+        "label": labelled["label"],
+        "scores": labelled["scores"],
+        "margin": round(margin, 6),
+        "model_version": labelled["model_version"],
+    }
+
+
 def labelled_record(event: TextEvent, prediction: dict[str, Any], model_version: str, processed_at: int) -> dict:
     """The output record for a classified event (``prediction`` as ``Prediction.to_dict()`` gives it)."""
     return {

@@ -17,6 +17,7 @@ class Topics:
     labelled: faust.TopicT
     aggregates: faust.TopicT
     dlq: faust.TopicT
+    review: faust.TopicT
     aggregation_input: faust.TopicT
 
     @classmethod
@@ -39,6 +40,7 @@ class Topics:
             labelled=topic(settings.topic_labelled),
             aggregates=topic(settings.topic_aggregates),
             dlq=topic(settings.topic_dlq),
+            review=topic(settings.topic_review),
             # Per batch and aggregation key (a source, or "*"): the [label, score, ts] of its labelled events, keyed so
             # that each key's windows live in one partition of the state table.
             aggregation_input=topic(f"{settings.app_id}-aggregation-input", internal=True),

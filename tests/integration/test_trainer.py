@@ -7,6 +7,10 @@ import asyncio
 import json
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import orjson
 import pytest
@@ -43,9 +47,9 @@ def small_base(tmp_path, datasets_dir):
     return folder
 
 
-def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(
-    stream_env_factory, served_registry, datasets_dir, small_base, tmp_path
-):
+@pytest.fixture
+def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, tmp_path):
+    """A registry copy, topics, and the feedback (with a new label and two invalid records) already on the topic."""
     shutil.copytree(served_registry.root, tmp_path / "registry")
     registry = ModelRegistry(tmp_path / "registry")
     env = stream_env_factory(registry.root)
@@ -58,9 +62,18 @@ def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedba
     }
     values = [*feedback_records(datasets_dir), b"{broken", orjson.dumps({"text": "no label"})]
     asyncio.run(send_values(env.broker.url, env.topic("feedback"), values))
+    return env, registry
 
+
+def trainer_once(env):
     variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-    result = CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+    return CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+
+
+def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(trainer_env, tmp_path):
+    env, registry = trainer_env
+    worker = env.start_worker(tmp_path)
+    result = trainer_once(env)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["ran"] and summary["version"] == "v0002" and summary["new_labels"] == ["disgust"]
@@ -77,12 +90,44 @@ def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedba
     )
     assert gate["promoted"] == expected.promoted == summary["promoted"]
     assert registry.current_version() == ("v0002" if expected.promoted else "v0001")
-    if expected.promoted:
-        announced = asyncio.run(collect_records(env.broker.url, env.topic("models"), expected=1, timeout=10))
-        assert orjson.loads(announced[0][1])["version"] == "v0002"
+    if not expected.promoted:  # an operator may still promote it; either way workers swap it in
+        variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
+        assert CliRunner().invoke(cli, ["models", "promote", "v0002"], env=variables).exit_code == 0
+    deadline = time.monotonic() + 60
+    while worker.get("/stats")["model_version"] != "v0002" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    asyncio.run(send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "x", "text": "so gross"})]))
+    labelled = asyncio.run(collect_records(env.broker.url, env.topic("labelled"), expected=1, timeout=60))
+    record = orjson.loads(labelled[0][1])
+    assert record["model_version"] == "v0002" and "disgust" in record["scores"]  # the new label in the outputs
 
     dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=20, settle=1.0))
     assert sorted(orjson.loads(value)["error"] for _, value, _ in dead) == ["invalid_json", "invalid_label"]
-    again = CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+    assert trainer_once(env).exit_code == 0
     dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), timeout=3))
-    assert again.exit_code == 0 and len(dead) == 2  # dead-lettered once, not at every cycle
+    assert len(dead) == 2  # dead-lettered once, not at every cycle
+
+
+def test_a_trainer_killed_mid_cycle_leaves_the_registry_and_serving_intact(trainer_env, tmp_path):
+    env, registry = trainer_env
+    before = (registry.current_version(), [v.version for v in registry.versions()])
+    log_path = tmp_path / "trainer.log"
+    with log_path.open("wb") as log_file:
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "emostream", "trainer", "--once"],
+            env=env.env(6066),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while b'"retraining"' not in log_path.read_bytes() and time.monotonic() < deadline:
+        assert trainer.poll() is None, log_path.read_text()
+        time.sleep(0.2)
+    time.sleep(2)  # inside the fine-tune
+    trainer.send_signal(signal.SIGKILL)
+    trainer.wait()
+    assert (registry.current_version(), [v.version for v in registry.versions()]) == before
+    registry.verify(registry.current_version())  # what is served is whole
+    result = trainer_once(env)  # the next run cleans up and completes a cycle
+    assert result.exit_code == 0 and json.loads(result.stdout.strip().splitlines()[-1])["version"] == "v0002"
+    assert not list(registry.root.glob(".retrain-*"))

@@ -12,6 +12,7 @@ import pytest
 
 from models import EmotionClassifier
 from stream.aggregation import WindowSpec
+from stream.schemas import score_margin
 from stream.tools import collect_records, send_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,6 +57,14 @@ def test_every_event_is_labelled_like_the_model_does(stream_env, served_registry
     assert record["model_version"] == "v0001" and record["source"] == "test"
     assert record["score"] == pytest.approx(expected[0].score, abs=1e-4)
     assert worker.get("/stats")["labelled"] == len(texts)
+
+    # Uncertainty sampling: exactly the predictions whose top two scores are within the default 0.2 go to review.
+    margins = {f"e{i}": score_margin(p.scores) for i, p in enumerate(expected)}
+    wanted = {key for key, margin in margins.items() if margin < 0.2}
+    review = collect(stream_env, "review", expected=len(wanted), timeout=30, settle=1.0)
+    got = {r["id"] for r in review}
+    assert all(abs(margins[key] - 0.2) < 1e-4 for key in got ^ wanted), sorted(got ^ wanted)
+    assert all(r["text"] == texts[int(r["id"][1:])] and r["label"] == by_id[r["id"]]["label"] for r in review)
 
 
 def test_published_window_totals_equal_the_labelled_records_in_them(stream_env, tmp_path):

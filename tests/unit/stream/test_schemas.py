@@ -7,7 +7,15 @@ import base64
 import orjson
 import pytest
 
-from stream.schemas import DeadLetter, TextEvent, labelled_record, parse_text_event, parse_timestamp
+from stream.schemas import (
+    DeadLetter,
+    TextEvent,
+    labelled_record,
+    parse_text_event,
+    parse_timestamp,
+    review_record,
+    score_margin,
+)
 
 WHERE = {"topic": "emotion.texts", "partition": 2, "offset": 41, "timestamp_ms": 1_700_000_000_000, "max_chars": 20}
 
@@ -67,6 +75,23 @@ def test_timestamps():
     assert parse_timestamp("1970-01-01T00:00:01+00:00", default_ms=0) == 1000
     with pytest.raises(ValueError):
         parse_timestamp(-1, default_ms=0)
+
+
+def test_review_margin_and_record():
+    assert score_margin({"joy": 0.5, "anger": 0.3, "fear": 0.2}) == pytest.approx(0.2)
+    assert score_margin({"joy": 1.0}) == 1.0
+    event = TextEvent("a", "hmm", "chat", 10)
+    labelled = {"label": "joy", "scores": {"joy": 0.5, "anger": 0.45}, "model_version": "v0001"}
+    assert review_record(event, labelled, 0.05) == {
+        "id": "a",
+        "text": "hmm",
+        "source": "chat",
+        "ts": 10,
+        "label": "joy",
+        "scores": {"joy": 0.5, "anger": 0.45},
+        "margin": 0.05,
+        "model_version": "v0001",
+    }
 
 
 def test_labelled_record_carries_prediction_and_version():
