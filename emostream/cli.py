@@ -160,6 +160,8 @@ def _save_run(
         run_dir = export_run(result, out or Path(scratch), data_source=data, test_metrics=test_metrics)
         info = registry.register(run_dir, promote=promote or registry.current_version() is None)
     log.info("registered", version=info.version, current=info.is_current)
+    if info.is_current:
+        _announce(settings, info, True)  # running workers swap the new current model in
     return {
         "out": str(out) if out else None,
         "version": info.version,

@@ -24,12 +24,15 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 def single_label_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     """accuracy, macro/weighted F1, per-class P/R/F1/support and the confusion matrix (rows gold, columns predicted)."""
     ids = list(range(len(labels)))
+    present = sorted(set(y_true) | set(y_pred))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
+        # Averages over the labels that occur (gold or predicted), as scikit-learn does by default: a label with no
+        # example here (e.g. one just added to the model) would otherwise count as an F1 of 0.
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
         "per_class": _per_class(labels, precision, recall, f1, support),
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),

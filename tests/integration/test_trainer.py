@@ -131,3 +131,21 @@ def test_a_trainer_killed_mid_cycle_leaves_the_registry_and_serving_intact(train
     result = trainer_once(env)  # the next run cleans up and completes a cycle
     assert result.exit_code == 0 and json.loads(result.stdout.strip().splitlines()[-1])["version"] == "v0002"
     assert not list(registry.root.glob(".retrain-*"))
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected_and_not_served(
+    served_registry, datasets_dir, small_base, tmp_path
+):
+    from models.data import load_file, load_splits
+    from models.retraining import CycleConfig, run_cycle
+
+    shutil.copytree(served_registry.root, tmp_path / "registry")
+    registry = ModelRegistry(tmp_path / "registry")
+    feedback = load_file(datasets_dir / "emotion" / "validation.jsonl").sample(600, seed=3)
+    shuffled = [feedback.targets[i] for i in random.Random(3).sample(range(len(feedback)), len(feedback))]
+    feedback = type(feedback)(feedback.texts, shuffled, feedback.labels, source="shuffled feedback")
+    config = CycleConfig(replay=0, epochs=4, learning_rate=3e-4, device="cpu")
+    result = run_cycle(registry, feedback, load_splits(small_base), config)
+    assert not result.decision.promoted, result.decision
+    assert registry.current_version() == "v0001"
+    assert registry.info(result.version.version).metrics["gate"]["promoted"] is False  # kept for inspection

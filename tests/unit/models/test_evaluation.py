@@ -31,6 +31,7 @@ def test_single_label_metrics_by_hand():
 def test_labels_absent_from_the_data_still_get_rows():
     m = single_label_metrics([0, 0], [0, 0], ["a", "b"])
     assert m["per_class"]["b"]["support"] == 0
+    assert m["macro_f1"] == 1.0  # averaged over the labels that occur
     assert m["confusion_matrix"] == [[2, 0], [0, 0]]
 
 
