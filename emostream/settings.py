@@ -91,6 +91,7 @@ class Settings:
     review_rate: float = _env("Fraction of those low-margin predictions that is sent for review.", default=1.0)
     topic_feedback: str = _env("Newly labelled examples for the retraining job.", default="emotion.feedback")
     trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
+    trainer_poll: float = _env("Retraining job: seconds between checks of the feedback topic.", default=30.0)
     trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
     retrain_tolerance: float = _env(
         "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).", default=0.01

@@ -115,11 +115,17 @@ class TrainerJob:
         )
         return result
 
-    async def run_forever(self, poll_seconds: float = 30.0) -> None:
-        """Check for due cycles every ``poll_seconds``."""
+    async def run_forever(self) -> None:
+        """Check for a due cycle every ``EMOSTREAM_TRAINER_POLL`` seconds, unattended."""
+        log.info(
+            "trainer running",
+            feedback=self.settings.topic_feedback,
+            min_new=self.settings.trainer_min_new,
+            every=self.settings.trainer_every,
+        )
         while True:
             await self.run_once()
-            await asyncio.sleep(poll_seconds)
+            await asyncio.sleep(self.settings.trainer_poll)
 
     def _clean_leftovers(self) -> None:
         """Remove scratch folders of a cycle that was killed (they are never versions)."""

@@ -149,3 +149,23 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_not_served(
     assert not result.decision.promoted, result.decision
     assert registry.current_version() == "v0001"
     assert registry.info(result.version.version).metrics["gate"]["promoted"] is False  # kept for inspection
+
+
+def test_the_trainer_runs_unattended_and_cycles_when_enough_feedback_arrived(trainer_env, tmp_path):
+    env, registry = trainer_env
+    environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "1", "EMOSTREAM_TRAINER_MIN_NEW": "100"}
+    log_path = tmp_path / "trainer.log"
+    with log_path.open("wb") as log_file:
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "emostream", "trainer"], env=environment, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while [v.version for v in registry.versions()] == ["v0001"] and time.monotonic() < deadline:
+            assert trainer.poll() is None, log_path.read_text()
+            time.sleep(1)
+        assert [v.version for v in registry.versions()] == ["v0001", "v0002"], log_path.read_text()[-3000:]
+        assert trainer.poll() is None  # still running, waiting for more feedback
+    finally:
+        trainer.terminate()
+        trainer.wait(timeout=30)
