@@ -158,10 +158,11 @@ def _save_run(
     registry.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=registry.root, prefix=".run-") as scratch:
         run_dir = export_run(result, out or Path(scratch), data_source=data, test_metrics=test_metrics)
-        info = registry.register(run_dir, promote=promote or registry.current_version() is None)
+        previous = registry.current_version()
+        info = registry.register(run_dir, promote=promote or previous is None)
     log.info("registered", version=info.version, current=info.is_current)
-    if info.is_current:
-        _announce(settings, info, True)  # running workers swap the new current model in
+    if info.is_current and previous is not None:
+        _announce(settings, info, True)  # running workers swap the new current model in (none run without a model)
     return {
         "out": str(out) if out else None,
         "version": info.version,
