@@ -18,6 +18,7 @@ import orjson
 from emostream.settings import Settings
 from stream.broker import EmbeddedBroker, free_port
 from stream.process import WorkerProcess
+from stream.schemas import TextEvent, parse_text_event
 from stream.tools import collect_records, produce_file
 
 
@@ -31,7 +32,13 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
             texts[str(record.get("id"))] = record.get("text")
         except (orjson.JSONDecodeError, AttributeError):
             continue
-    valid = sum(1 for line in lines if _is_valid(line))
+    valid = sum(  # the worker's own validation decides what will be labelled
+        isinstance(
+            parse_text_event(line, topic="", partition=0, offset=0, timestamp_ms=0, max_chars=settings.max_text_chars),
+            TextEvent,
+        )
+        for line in lines
+    )
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as scratch:
         web_port = free_port()
         env = {
@@ -71,14 +78,6 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
                 print(worker.log(), file=sys.stderr)
         if len(labelled) < valid:
             raise SystemExit(f"only {len(labelled)} of {valid} events were labelled within {timeout:.0f} s")
-
-
-def _is_valid(line: bytes) -> bool:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(record, dict) and isinstance(record.get("text"), str) and bool(record["text"].strip())
 
 
 def _print_outputs(settings: Settings, labelled, dead, windows, texts: dict, elapsed: float) -> None:

@@ -128,8 +128,3 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         predictions = await loop.run_in_executor(self._inference, loaded.classifier.predict, texts)
         return predictions, loaded.version
-
-    def close(self) -> None:
-        """Stop the worker threads (waits for a running batch)."""
-        self._inference.shutdown(wait=True)
-        self._loading.shutdown(wait=False, cancel_futures=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, pipeline
+from transformers import pipeline
 
 from models.classifier import MULTI_LABEL, EmotionClassifier, Prediction, length_sorted_batches, pad_batch
 
@@ -19,28 +18,17 @@ TEXTS = [
 ]
 
 
-def tiny_model(base_model_path, *, multi_label=False, thresholds=None):
-    tokenizer = AutoTokenizer.from_pretrained(base_model_path)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={n: i for i, n in enumerate(LABELS)},
-        problem_type=MULTI_LABEL if multi_label else "single_label_classification",
-    )
+def tiny_model(make_tiny_bert, *, multi_label=False, thresholds=None):
+    problem = MULTI_LABEL if multi_label else "single_label_classification"
+    model, tokenizer = make_tiny_bert(LABELS, problem_type=problem)
     if thresholds:
-        config.label_thresholds = thresholds
-    torch.manual_seed(0)
-    return BertForSequenceClassification(config), tokenizer
+        model.config.label_thresholds = thresholds
+    return model, tokenizer
 
 
 @pytest.fixture
-def classifier(base_model_path):
-    model, tokenizer = tiny_model(base_model_path)
+def classifier(make_tiny_bert):
+    model, tokenizer = tiny_model(make_tiny_bert)
     return EmotionClassifier(model, tokenizer, device="cpu", batch_size=2)
 
 
@@ -68,8 +56,8 @@ def test_empty_and_wrong_input(classifier):
         classifier.predict("a single string")
 
 
-def test_multi_label_uses_per_label_thresholds(base_model_path):
-    model, tokenizer = tiny_model(base_model_path, multi_label=True, thresholds={"sadness": 0.0, "joy": 1.1})
+def test_multi_label_uses_per_label_thresholds(make_tiny_bert):
+    model, tokenizer = tiny_model(make_tiny_bert, multi_label=True, thresholds={"sadness": 0.0, "joy": 1.1})
     classifier = EmotionClassifier(model, tokenizer, device="cpu")
     for prediction in classifier.predict(TEXTS):
         assert prediction.labels[0] == "sadness" or prediction.scores["sadness"] < prediction.scores["anger"]
@@ -87,8 +75,8 @@ def test_save_load_round_trip_and_pipeline(classifier, tmp_path):
     assert [r["label"] for r in hf(TEXTS)] == [p.label for p in classifier.predict(TEXTS)]
 
 
-def test_quantization_follows_the_checkpoint_approval(base_model_path, tmp_path):
-    model, tokenizer = tiny_model(base_model_path)
+def test_quantization_follows_the_checkpoint_approval(make_tiny_bert, tmp_path):
+    model, tokenizer = tiny_model(make_tiny_bert)
     EmotionClassifier(model, tokenizer, device="cpu").save_pretrained(tmp_path)
     assert not EmotionClassifier.from_pretrained(tmp_path, device="cpu").quantized  # not approved: fp32
     forced = EmotionClassifier.from_pretrained(tmp_path, device="cpu", quantize="on")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
 from models.retraining import decide
 from models.training import keep_known_classes, output_head
@@ -17,20 +17,8 @@ def test_gate_promotes_only_on_better_new_data_within_tolerance():
     assert decide(0.9, 0.6, 0.891, 0.90, 0.01).promoted  # a drop of 0.9 point is within one point
 
 
-def test_known_classes_keep_their_weights_when_the_head_grows(base_model_path, tmp_path):
-    tokenizer = AutoTokenizer.from_pretrained(base_model_path)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-        id2label={0: "joy", 1: "anger"},
-        label2id={"joy": 0, "anger": 1},
-    )
-    torch.manual_seed(0)
-    old = BertForSequenceClassification(config)
+def test_known_classes_keep_their_weights_when_the_head_grows(make_tiny_bert, base_model_path, tmp_path):
+    old, _ = make_tiny_bert(["joy", "anger"], layers=1)
     old.save_pretrained(tmp_path)
     grown = AutoModelForSequenceClassification.from_pretrained(
         tmp_path,
