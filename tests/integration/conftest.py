@@ -82,6 +82,10 @@ class StreamEnv:
 
     def start_worker(self, log_dir: Path) -> WorkerProcess:
         worker = WorkerProcess.start(self.env(free_port()), log_dir / f"worker-{len(self.workers)}.log")
+        # Wait until the worker holds input and internal partitions, as `emostream demo` does: events sent during the
+        # start-up rebalance were once seen to stall (see docs/notes.md).
+        worker.wait_assigned(self.topic("texts"))
+        worker.wait_assigned(f"{self.app_id}-aggregation-input")
         self.workers.append(worker)
         return worker
 
