@@ -119,6 +119,7 @@ def main() -> None:
             **os.environ,
             "EMOSTREAM_BROKER_URL": broker.url,
             "EMOSTREAM_APP_ID": app_id,
+            "EMOSTREAM_STATE_DIR": scratch,
             "EMOSTREAM_WEB_PORT": str(free_port()),
             "EMOSTREAM_SESSION_TIMEOUT": "6",
             "EMOSTREAM_BATCH_MAX": str(args.batch_max),

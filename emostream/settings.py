@@ -117,12 +117,26 @@ class Settings:
         "the disorder between partitions; later events are counted as late, not aggregated).",
         default=30.0,
     )
+    state_dir: Path = _env(
+        "Worker's local state (Faust's data folder, one subfolder per app id; RocksDB tables live here).",
+        default=REPO_ROOT / "state",
+    )
     store: str = _env(
         "Faust table store: `memory://` (state rebuilt from the changelog on start) or `rocksdb://`.",
         default="memory://",
     )
     web_host: str = _env("Address of the worker's web view (`/aggregates`, `/stats`).", default="127.0.0.1")
     web_port: int = _env("Port of the worker's web view.", default=6066)
+    fetch_wait: float = _env(
+        "Longest time, seconds, the worker's consumer lets the broker hold a fetch when there is nothing new (Kafka's "
+        "`fetch.max.wait.ms`; Faust hard-codes 1.5 s).",
+        default=0.1,
+    )
+    stall_timeout: float = _env(
+        "Seconds the worker may sit idle while an input partition's committed offset is below its end before it "
+        "reads that partition again from the committed offset (a guard against records a rebalance left behind).",
+        default=30.0,
+    )
     session_timeout: float = _env(
         "Kafka consumer session timeout, seconds (a dead worker's partitions move after it).", default=30.0
     )
@@ -148,6 +162,8 @@ class Settings:
             "hopping_window",
             "hopping_step",
             "session_timeout",
+            "fetch_wait",
+            "stall_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")

@@ -18,6 +18,7 @@ import structlog
 
 from emostream.settings import Settings
 from stream.aggregation import WindowAggregator, empty_state
+from stream.liveness import StallGuard
 from stream.schemas import (
     ALL_SOURCES,
     DeadLetter,
@@ -174,20 +175,23 @@ def register_agents(
     state: faust.TableT,
     aggregator: WindowAggregator,
     stats: WorkerStats,
+    guard: StallGuard,
 ) -> None:
-    """Attach the classification and aggregation agents to ``app``."""
+    """Attach the classification and aggregation agents to ``app``; both report their progress to ``guard``."""
     classifier = Classifier(settings, topics, server, stats)
 
     @app.agent(topics.texts, name="classify")
     async def classify(stream: faust.StreamT) -> None:
         await server.ensure_loaded()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
+            guard.progress()
             await classifier.handle(list(events))
 
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
         # Per event (not take()): Faust tables can only be changed while an event is current.
         async for event in stream.events():
+            guard.progress()
             key = event.key.decode()
             current = state.get(key) or empty_state()
             late_before = current["late"]

@@ -6,6 +6,9 @@ windows, model. Creating the app connects to nothing; the worker does when it st
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import faust
 
 from emostream.logs import configure_logging
@@ -13,18 +16,38 @@ from emostream.settings import Settings
 from stream import announcements
 from stream.agents import WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
+from stream.liveness import StallGuard, watch_input
 from stream.serving import ModelServer
 from stream.topics import Topics
+from stream.transport import Transport
 from stream.views import register_views
+
+
+class WorkerApp(faust.App):
+    """faust.App with the consumer's fetch wait as a setting (see ``stream.transport``) and a data folder that may be
+    nested (Faust itself creates only its last level)."""
+
+    def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
+        self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app: topics, the aggregation state table, agents and web views."""
     configure_logging(settings.log_level, settings.log_format)
-    app = faust.App(
+    app = WorkerApp(
         settings.app_id,
+        fetch_max_wait=settings.fetch_wait,
         broker=settings.broker_url,
         store=settings.store,
+        datadir=str(settings.state_dir / settings.app_id),
         topic_partitions=settings.partitions,
         autodiscover=False,
         web_host=settings.web_host,
@@ -49,7 +72,9 @@ def create_app(settings: Settings) -> faust.App:
     )
     stats = WorkerStats()
     server = ModelServer(settings)
-    register_agents(app, settings, topics, server, state, aggregator, stats)
+    guard = StallGuard(settings.stall_timeout)
+    register_agents(app, settings, topics, server, state, aggregator, stats, guard)
+    watch_input(app, guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
     register_views(app, state, aggregator, stats, server)
 
     @app.task

@@ -48,6 +48,7 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
             "EMOSTREAM_SESSION_TIMEOUT": "6",
             "EMOSTREAM_LOG_FORMAT": "json",
             "EMOSTREAM_APP_ID": "emostream-demo",
+            "EMOSTREAM_STATE_DIR": scratch,
             # The sample's 5 minutes of event time arrive at once, spread over partitions: a grace this long keeps
             # every event in its window; the last events, 20 minutes later, close them.
             "EMOSTREAM_WINDOW_GRACE": "600",

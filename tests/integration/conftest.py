@@ -53,6 +53,7 @@ class StreamEnv:
 
     broker: EmbeddedBroker
     registry_dir: Path
+    state_dir: Path
     app_id: str = field(default_factory=lambda: f"emostream-test-{uuid.uuid4().hex[:8]}")
     extra: dict = field(default_factory=dict)
     workers: list = field(default_factory=list)
@@ -65,6 +66,7 @@ class StreamEnv:
             "EMOSTREAM_BROKER_URL": self.broker.url,
             "EMOSTREAM_APP_ID": self.app_id,
             "EMOSTREAM_REGISTRY_DIR": str(self.registry_dir),
+            "EMOSTREAM_STATE_DIR": str(self.state_dir),
             "EMOSTREAM_WEB_PORT": str(web_port),
             "EMOSTREAM_SESSION_TIMEOUT": "6",
             "EMOSTREAM_PARTITIONS": str(PARTITIONS),
@@ -102,12 +104,12 @@ class StreamEnv:
 
 
 @pytest.fixture
-def stream_env_factory(broker):
+def stream_env_factory(broker, tmp_path_factory):
     """Make a StreamEnv (own topics and group) over a given registry; its workers are stopped after the test."""
     made = []
 
     def make(registry_dir: Path) -> StreamEnv:
-        env = StreamEnv(broker, registry_dir)
+        env = StreamEnv(broker, registry_dir, tmp_path_factory.mktemp("worker-state"))
         env.create_topics()
         made.append(env)
         return env

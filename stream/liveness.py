@@ -1,0 +1,76 @@
+"""A guard against a worker that holds input partitions with unread records but has stopped processing them.
+
+Faust's recovery could drop records between resuming a partition and clearing the stream queues (see
+``stream.transport``, which closes the hole we found). Because offsets are committed only up to the first
+unacknowledged record, such a loss leaves a mark: the committed offset of the partition stops below its end while the
+worker sits idle. The guard looks for exactly that, and answers by seeking the input partitions back to their
+committed offsets: everything after the last commit is read again (duplicates, never loss).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import faust
+import structlog
+from faust.exceptions import ConsumerNotStarted
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class StallGuard:
+    """Decides when the input is stalled: idle for ``timeout`` seconds while a partition's committed offset is below
+    its end. The agents call :meth:`progress` for each micro-batch or event they take."""
+
+    timeout: float
+    last_progress: float = field(default_factory=time.monotonic)
+    last_rewind: float = float("-inf")
+
+    def progress(self, now: float | None = None) -> None:
+        """An agent took input: the worker is not idle."""
+        self.last_progress = time.monotonic() if now is None else now
+
+    def stalled(self, committed: Mapping[object, int | None], ends: Mapping[object, int], now: float | None = None):
+        """The input partitions with records behind their committed offset, if the worker has been idle (and has not
+        rewound) for ``timeout`` seconds; an empty list otherwise. A partition never committed counts from 0."""
+        now = time.monotonic() if now is None else now
+        if now - max(self.last_progress, self.last_rewind) < self.timeout:
+            return []
+        return sorted(tp for tp, end in ends.items() if end > (committed.get(tp) or 0))
+
+    def rewound(self, now: float | None = None) -> None:
+        """A rewind was made: give it ``timeout`` seconds to show progress before the next one."""
+        self.last_rewind = time.monotonic() if now is None else now
+
+
+def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
+    """Check the input partitions of ``topics`` every third of the guard's timeout; rewind the stalled ones to their
+    committed offsets (a partition never committed goes to 0, which the consumer's ``earliest`` reset turns into the
+    first offset it still has)."""
+
+    @app.timer(max(guard.timeout / 3, 0.5))
+    async def rewind_stalled_input() -> None:
+        consumer = app.consumer
+        if app.rebalancing:
+            return
+        try:
+            inputs = [tp for tp in consumer.assignment() if tp.topic in topics]
+        except ConsumerNotStarted:
+            return
+        if not inputs:
+            return
+        committed = consumer.committed_offsets(inputs)
+        stalled = guard.stalled(committed, await consumer.highwaters(*inputs))
+        if not stalled:
+            return
+        guard.rewound()
+        log.warning(
+            "input stalled below its end: reading again from the committed offsets",
+            partitions=[f"{tp.topic}:{tp.partition}" for tp in stalled],
+            committed=[committed[tp] for tp in stalled],
+        )
+        for tp in stalled:
+            await consumer.seek(tp, committed[tp] or 0)
