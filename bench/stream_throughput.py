@@ -7,7 +7,8 @@
 3. latency: a steady load at half the end-to-end rate for ``--seconds``; per event, labelled-record arrival minus send
    time; p50 / p99.
 
-    python bench/stream_throughput.py [--n 2000] [--batch-max 64] [--batch-wait 0.05] [--seconds 20]
+    python bench/stream_throughput.py [--n 8000] [--batch-max 512] [--batch-wait 0.05] [--in-flight 4]
+        [--inference-threads 2] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -84,10 +85,12 @@ async def _run_load(broker_url: str, env: dict, values: list[bytes], rate: float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--n", type=int, default=8000)
     parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/emotion/test.jsonl"))
-    parser.add_argument("--batch-max", type=int, default=256)
+    parser.add_argument("--batch-max", type=int, default=512)
     parser.add_argument("--batch-wait", type=float, default=0.05)
+    parser.add_argument("--in-flight", type=int, default=4, help="EMOSTREAM_BATCHES_IN_FLIGHT of the worker")
+    parser.add_argument("--inference-threads", type=int, default=2, help="EMOSTREAM_INFERENCE_THREADS of the worker")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the steady-load latency run")
     args = parser.parse_args()
 
@@ -123,6 +126,8 @@ def main() -> None:
             "EMOSTREAM_WEB_PORT": str(free_port()),
             "EMOSTREAM_SESSION_TIMEOUT": "6",
             "EMOSTREAM_BATCH_MAX": str(args.batch_max),
+            "EMOSTREAM_BATCHES_IN_FLIGHT": str(args.in_flight),
+            "EMOSTREAM_INFERENCE_THREADS": str(args.inference_threads),
             "EMOSTREAM_BATCH_WAIT": str(args.batch_wait),
             "EMOSTREAM_LOG_LEVEL": "warning",
             "EMOSTREAM_TOPIC_TEXTS": f"{app_id}.texts",
@@ -153,6 +158,7 @@ def main() -> None:
     print(
         f"texts: {args.n} from {args.data}; model {loaded.version}, device {loaded.classifier.device}, "
         f"int8 {loaded.classifier.quantized}; batch max {args.batch_max}, max wait {args.batch_wait} s; "
+        f"{args.in_flight} micro-batches in flight, {args.inference_threads} inference threads; "
         f"{os.cpu_count()} cores shared by worker, broker and this client\n"
     )
     print("| measure | value |\n| --- | --- |")

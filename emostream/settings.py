@@ -104,9 +104,19 @@ class Settings:
         "The base dataset for replay and the gate [default: $EMOSTREAM_DATA_DIR/emotion].", default=""
     )
     partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
-    batch_max: int = _env("Micro-batch: at most this many events per model call.", default=256)
+    batch_max: int = _env("Micro-batch: at most this many events per model call.", default=512)
     batch_wait: float = _env(
         "Micro-batch: seconds to wait for a batch to fill before classifying what is there.", default=0.05
+    )
+    batches_in_flight: int = _env(
+        "Micro-batches the worker works on at once: some are classified (see INFERENCE_THREADS) while the others are "
+        "decoded or have their outputs sent (1 = strictly one after the other).",
+        default=4,
+    )
+    inference_threads: int = _env(
+        "Micro-batches the model works on at the same time (on CPU torch's threads are divided among them; on a GPU "
+        "they queue for it).",
+        default=2,
     )
     max_text_chars: int = _env("Longer texts are dead-lettered (`text_too_long`).", default=5000)
     tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
@@ -155,6 +165,8 @@ class Settings:
             "batch_size",
             "partitions",
             "batch_max",
+            "batches_in_flight",
+            "inference_threads",
             "max_text_chars",
             "web_port",
             "batch_wait",
