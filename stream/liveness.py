@@ -63,7 +63,12 @@ def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
         if not inputs:
             return
         committed = consumer.committed_offsets(inputs)
-        stalled = guard.stalled(committed, await consumer.highwaters(*inputs))
+        try:
+            ends = await consumer.highwaters(*inputs)
+        except Exception as exc:  # a broker hiccup must not take the worker down with its safety net
+            log.warning("stall check skipped: end offsets unavailable", error=repr(exc))
+            return
+        stalled = guard.stalled(committed, ends)
         if not stalled:
             return
         guard.rewound()
