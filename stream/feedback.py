@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.data import LabelledTexts
-from stream.schemas import DeadLetter
+from stream.schemas import DeadLetter, decode_text_object
 from stream.tools import bootstrap_servers
 
 
@@ -37,17 +36,10 @@ def parse_feedback(
     def dead(error: str, reason: str) -> DeadLetter:
         return DeadLetter(error, reason, raw, topic, partition, offset)
 
-    try:
-        value = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError as exc:
-        return dead("invalid_json", f"value is not JSON ({exc})")
-    if not isinstance(value, dict):
-        return dead("not_an_object", "value is not a JSON object")
-    text = value.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return dead("missing_text", "'text' must be a non-empty string")
-    if len(text) > max_chars:
-        return dead("text_too_long", f"'text' has more than {max_chars} characters")
+    decoded = decode_text_object(raw, dead, max_chars)
+    if isinstance(decoded, DeadLetter):
+        return decoded
+    value, text = decoded
     labels = value.get("labels", [value["label"]] if "label" in value else [])
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
         return dead("invalid_label", "'label' must be a non-empty string (or 'labels' a list of them)")

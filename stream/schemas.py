@@ -18,6 +18,7 @@ Dead letter (``emotion.dlq``)::
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,14 +66,11 @@ class DeadLetter:
         return record
 
 
-def parse_text_event(
-    raw: bytes | None, *, topic: str, partition: int, offset: int, timestamp_ms: int, max_chars: int
-) -> TextEvent | DeadLetter:
-    """Validate one input record; return the event or a :class:`DeadLetter` saying what is wrong."""
-
-    def dead(error: str, reason: str) -> DeadLetter:
-        return DeadLetter(error, reason, raw, topic, partition, offset)
-
+def decode_text_object(
+    raw: bytes | None, dead: Callable[[str, str], DeadLetter], max_chars: int
+) -> tuple[dict[str, Any], str] | DeadLetter:
+    """The checks every record with a ``text`` shares (input events, feedback): UTF-8 JSON object whose ``text`` is a
+    non-empty string of at most ``max_chars``. Returns the object and its text, or ``dead(error, reason)``."""
     if raw is None:
         return dead("empty_record", "the record has no value")
     try:
@@ -94,6 +92,21 @@ def parse_text_event(
         return dead("empty_text", "'text' is empty")
     if len(text) > max_chars:
         return dead("text_too_long", f"'text' has {len(text)} characters, more than the limit of {max_chars}")
+    return value, text
+
+
+def parse_text_event(
+    raw: bytes | None, *, topic: str, partition: int, offset: int, timestamp_ms: int, max_chars: int
+) -> TextEvent | DeadLetter:
+    """Validate one input record; return the event or a :class:`DeadLetter` saying what is wrong."""
+
+    def dead(error: str, reason: str) -> DeadLetter:
+        return DeadLetter(error, reason, raw, topic, partition, offset)
+
+    decoded = decode_text_object(raw, dead, max_chars)
+    if isinstance(decoded, DeadLetter):
+        return decoded
+    value, text = decoded
     event_id = value.get("id")
     if event_id is None:
         event_id = f"{topic}:{partition}:{offset}"
