@@ -2,8 +2,9 @@
 
 The event loop only awaits: ``predict`` hands a micro-batch to an inference thread, so Kafka heartbeats, fetches and
 sends go on while the model works. On CPU, ``EMOSTREAM_INFERENCE_THREADS`` micro-batches run side by side and torch's
-own threads are divided among them: one forward pass on two torch threads kept the machine only ~70% busy next to the
-event loop (measured in ``bench/stream_throughput.py``), two passes on one thread each keep it busy.
+own threads are divided among them. With one forward pass on two torch threads next to the event loop, about 145% of
+the two cores was in use during ``bench/stream_throughput.py``; two passes on one thread each raised the end-to-end
+rate from 0.52 to 0.68-0.73 of the model-bound rate (docs/benchmarks.md).
 
 The classifier and its version are kept as one pair. A hot swap (``swap``, driven by announcements on
 ``emotion.models``) waits until the batches already on the old model are done and holds new ones back meanwhile, so
