@@ -93,7 +93,9 @@ class WindowAggregator:
                 joined = True
         if not joined:
             state["late"] += 1
-        state["watermark"] = ts if watermark is None else max(watermark, ts)
+        if watermark is not None and ts <= watermark:
+            return []  # windows close only when the watermark moves
+        state["watermark"] = ts
         return self.close(state, key)
 
     def close(self, state: dict[str, Any], key: str) -> list[ClosedWindow]:
