@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from emostream.settings import Settings
 from stream.app import create_app
 
@@ -18,3 +20,36 @@ def test_the_worker_consumer_uses_the_configured_fetch_wait(tmp_path):
             await consumer.stop()
 
     assert asyncio.run(build()) == 250
+
+
+def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], committed: int | None) -> int | None:
+    """The offset the worker's consumer would commit for a partition with these records acknowledged and pending."""
+    from faust.types import TP
+    from faust.types.tuples import Message
+
+    async def compute() -> int | None:
+        app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+        consumer = app.consumer
+        tp = TP("emotion.texts", 0)
+        messages = [Message(tp.topic, 0, offset, 0.0, 0, None, None, b"{}", None, tp=tp) for offset in pending]
+        for message in messages:
+            consumer.track_message(message)
+        consumer._acked[tp] = list(acked)
+        consumer._acked_index[tp] = set(acked)
+        consumer._committed_offset[tp] = committed
+        return consumer._new_offset(tp)
+
+    return asyncio.run(compute())
+
+
+@pytest.mark.parametrize(
+    ("acked", "pending", "committed", "expected"),
+    [
+        ([0, 1, 2, 3], [], None, 4),  # everything acknowledged
+        ([2, 3, 4], [0, 1], None, None),  # an earlier batch still in flight, no commit yet (Faust would commit 5)
+        ([6, 7, 8], [5], 5, None),  # one pending record right at the committed offset (Faust would commit 9)
+        ([0, 1, 3, 4], [2], None, 2),  # up to the pending record, not past it
+    ],
+)
+def test_a_commit_never_passes_a_record_still_in_flight(tmp_path, acked, pending, committed, expected):
+    assert commit_offset_after(tmp_path, acked=acked, pending=pending, committed=committed) == expected
