@@ -2,13 +2,13 @@
 
 1. model-bound: ``EmotionClassifier.predict`` on the N texts (the worker's own settings: device, quantization,
    batch size), in this process;
-2. end-to-end: one worker process; N events produced as fast as possible; events/s from the first send to the arrival
-   of the last labelled record;
+2. end-to-end: ``--workers`` worker processes in one group (default 1); N events produced as fast as possible;
+   events/s from the first send to the arrival of the last labelled record;
 3. latency: a steady load at half the end-to-end rate for ``--seconds``; per event, labelled-record arrival minus send
    time; p50 / p99.
 
     python bench/stream_throughput.py [--n 8000] [--batch-max 512] [--batch-wait 0.05] [--in-flight 4]
-        [--inference-threads 2] [--seconds 20]
+        [--inference-processes 2] [--seconds 20] [--workers 1]
 """
 
 from __future__ import annotations
@@ -90,29 +90,36 @@ def main() -> None:
     parser.add_argument("--batch-max", type=int, default=512)
     parser.add_argument("--batch-wait", type=float, default=0.05)
     parser.add_argument("--in-flight", type=int, default=4, help="EMOSTREAM_BATCHES_IN_FLIGHT of the worker")
-    parser.add_argument("--inference-threads", type=int, default=2, help="EMOSTREAM_INFERENCE_THREADS of the worker")
+    parser.add_argument(
+        "--inference-processes", type=int, default=2, help="EMOSTREAM_INFERENCE_PROCESSES of the worker"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the steady-load latency run")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group")
     args = parser.parse_args()
 
     import numpy as np
 
     from emostream.settings import Settings
     from models.data import load_file
+    from models.registry import ModelRegistry
     from stream.broker import EmbeddedBroker, free_port
+    from stream.inference import load_classifier
     from stream.process import WorkerProcess
-    from stream.serving import ModelServer
+    from stream.serving import resolve_model
 
     settings = Settings.from_env()
     texts = load_file(args.data).texts
     texts = (texts * (args.n // len(texts) + 1))[: args.n]
 
-    loaded = ModelServer(settings).load(settings.model)
-    loaded.classifier.predict(texts[:256])  # warm-up
+    version, path = resolve_model(ModelRegistry(settings.registry_dir), settings.model)
+    classifier = load_classifier(path, settings)  # as the worker serves it, on all of this machine's cores
+    # Warm-up: on a GPU the first pass over each new batch shape is several times slower, so warm it with all of them.
+    classifier.predict(texts if classifier.device.type == "cuda" else texts[:256])
     started = time.perf_counter()
-    loaded.classifier.predict(texts)
+    classifier.predict(texts)
     model_rate = len(texts) / (time.perf_counter() - started)
     print(
-        f"# model-bound: {model_rate:.1f} texts/s ({loaded.version}, int8={loaded.classifier.quantized})",
+        f"# model-bound: {model_rate:.1f} texts/s ({version}, int8={classifier.quantized})",
         file=sys.stderr,
     )
 
@@ -127,7 +134,7 @@ def main() -> None:
             "EMOSTREAM_SESSION_TIMEOUT": "6",
             "EMOSTREAM_BATCH_MAX": str(args.batch_max),
             "EMOSTREAM_BATCHES_IN_FLIGHT": str(args.in_flight),
-            "EMOSTREAM_INFERENCE_THREADS": str(args.inference_threads),
+            "EMOSTREAM_INFERENCE_PROCESSES": str(args.inference_processes),
             "EMOSTREAM_BATCH_WAIT": str(args.batch_wait),
             "EMOSTREAM_LOG_LEVEL": "warning",
             "EMOSTREAM_TOPIC_TEXTS": f"{app_id}.texts",
@@ -135,8 +142,12 @@ def main() -> None:
             "EMOSTREAM_TOPIC_AGGREGATES": f"{app_id}.aggregates",
             "EMOSTREAM_TOPIC_DLQ": f"{app_id}.dlq",
         }
-        worker = WorkerProcess.start(env, Path(scratch) / "worker.log", loglevel="warn")
+        workers = []
         try:
+            for i in range(args.workers):
+                worker_env = {**env, "EMOSTREAM_WEB_PORT": str(free_port())}
+                workers.append(WorkerProcess.start(worker_env, Path(scratch) / f"worker-{i}.log", loglevel="warn"))
+                workers[-1].wait_assigned(env["EMOSTREAM_TOPIC_TEXTS"], timeout=120)
             # Warm the whole path (group join, partition assignment, model) before timing.
             warm = [json.dumps({"id": f"warm-{i}", "text": t}).encode() for i, t in enumerate(texts[:200])]
             asyncio.run(_run_load(broker.url, env, warm, None, 120))
@@ -152,14 +163,16 @@ def main() -> None:
             sent_at, arrived = asyncio.run(_run_load(broker.url, env, steady, steady_rate, args.seconds + 120))
             latencies = np.array([arrived[k] - sent_at[k] for k in sent_at if k in arrived]) * 1000
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
 
     p50, p99 = np.percentile(latencies, [50, 99])
     print(
-        f"texts: {args.n} from {args.data}; model {loaded.version}, device {loaded.classifier.device}, "
-        f"int8 {loaded.classifier.quantized}; batch max {args.batch_max}, max wait {args.batch_wait} s; "
-        f"{args.in_flight} micro-batches in flight, {args.inference_threads} inference threads; "
-        f"{os.cpu_count()} cores shared by worker, broker and this client\n"
+        f"texts: {args.n} from {args.data}; model {version}, device {classifier.device}, "
+        f"int8 {classifier.quantized}; batch max {args.batch_max}, max wait {args.batch_wait} s; "
+        f"{args.in_flight} micro-batches in flight, {args.inference_processes} inference processes; "
+        f"{args.workers} worker(s), {settings.partitions} partitions; "
+        f"{os.cpu_count()} cores shared by workers, broker and this client\n"
     )
     print("| measure | value |\n| --- | --- |")
     print(f"| model-bound `predict` rate | {model_rate:.1f} texts/s |")

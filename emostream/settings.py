@@ -109,13 +109,13 @@ class Settings:
         "Micro-batch: seconds to wait for a batch to fill before classifying what is there.", default=0.05
     )
     batches_in_flight: int = _env(
-        "Micro-batches the worker works on at once: some are classified (see INFERENCE_THREADS) while the others are "
+        "Micro-batches the worker works on at once: some are classified (see INFERENCE_PROCESSES) while the others are "
         "decoded or have their outputs sent (1 = strictly one after the other).",
         default=4,
     )
-    inference_threads: int = _env(
-        "Micro-batches the model works on at the same time (on CPU torch's threads are divided among them; on a GPU "
-        "they queue for it).",
+    inference_processes: int = _env(
+        "Micro-batches the model works on at the same time, each in its own process with an equal share of the CPU's "
+        "threads (on a GPU they queue for it). The model is loaded once per process.",
         default=2,
     )
     max_text_chars: int = _env("Longer texts are dead-lettered (`text_too_long`).", default=5000)
@@ -166,7 +166,7 @@ class Settings:
             "partitions",
             "batch_max",
             "batches_in_flight",
-            "inference_threads",
+            "inference_processes",
             "max_text_chars",
             "web_port",
             "batch_wait",

@@ -86,6 +86,11 @@ def create_app(settings: Settings) -> faust.App:
     )
     stats = WorkerStats()
     server = ModelServer(settings)
+
+    @app.on_before_shutdown.connect
+    async def stop_inference_processes(sender: faust.App, **kwargs: Any) -> None:
+        server.close()
+
     guard = StallGuard(settings.stall_timeout)
     register_agents(app, settings, topics, server, state, aggregator, stats, guard)
     watch_input(app, guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})

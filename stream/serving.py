@@ -1,131 +1,130 @@
-"""The worker's model: loaded from the registry off the event loop, called on dedicated inference threads.
+"""The worker's model: resolved from the registry, loaded in the inference processes, hot-swapped between batches.
 
-The event loop only awaits: ``predict`` hands a micro-batch to an inference thread, so Kafka heartbeats, fetches and
-sends go on while the model works. On CPU, ``EMOSTREAM_INFERENCE_THREADS`` micro-batches run side by side and torch's
-own threads are divided among them. With one forward pass on two torch threads next to the event loop, about 145% of
-the two cores was in use during ``bench/stream_throughput.py``; two passes on one thread each raised the end-to-end
-rate from 0.52 to 0.68-0.73 of the model-bound rate (docs/benchmarks.md).
+The event loop only awaits: ``predict`` hands a micro-batch to one of ``EMOSTREAM_INFERENCE_PROCESSES`` child processes
+(``stream.inference``), so Kafka heartbeats, fetches and sends go on while the model works, and neither side waits for
+the other's GIL.
 
-The classifier and its version are kept as one pair. A hot swap (``swap``, driven by announcements on
-``emotion.models``) waits until the batches already on the old model are done and holds new ones back meanwhile, so
-the version changes at one boundary and no event is dropped or labelled twice.
+The model in service is one record (version, folder, what the children reported). A hot swap (``swap``, driven by
+announcements on ``emotion.models``) first loads the new version in the children while the old one serves, then waits
+until the batches already on the old model are done and holds new ones back meanwhile, so the version changes at one
+boundary and no event is dropped or labelled twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-import torch
 
 from emostream.settings import Settings
-from models.classifier import EmotionClassifier, Prediction
+from models.classifier import Prediction
 from models.registry import ModelRegistry
+from stream.inference import InferencePool, ModelInfo
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """A classifier with the version name that goes into every output record."""
+class ServedModel:
+    """The model in service: the version name that goes into every output record, its checkpoint folder, and what
+    the inference processes reported when they loaded it."""
 
-    classifier: EmotionClassifier
     version: str
+    path: str
+    info: ModelInfo
 
 
 class ModelServer:
-    """Loads the configured model and runs predictions without blocking the event loop."""
+    """Serves the configured model from the inference processes without blocking the event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = ModelRegistry(settings.registry_dir)
-        self._loaded: LoadedModel | None = None
-        self._inference = ThreadPoolExecutor(max_workers=settings.inference_threads, thread_name_prefix="inference")
+        self._served: ServedModel | None = None
+        self._pool = InferencePool(settings, settings.inference_processes)
         self._gate = asyncio.Condition()  # guards the two fields below
         self._in_flight = 0  # predictions running on the model in service
         self._swapping = False  # a new model waits for those to finish; new predictions wait for it
-        self._loading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self._resolving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-resolver")
+        self._changing_model = asyncio.Lock()  # one load or swap at a time
 
     @property
     def is_loaded(self) -> bool:
         """Whether a model is in service."""
-        return self._loaded is not None
+        return self._served is not None
 
     @property
-    def loaded(self) -> LoadedModel:
+    def loaded(self) -> ServedModel:
         """The model in service; raises if :meth:`ensure_loaded` has not run."""
-        if self._loaded is None:
+        if self._served is None:
             raise RuntimeError("no model loaded yet")
-        return self._loaded
+        return self._served
 
-    async def ensure_loaded(self) -> LoadedModel:
-        """Load the configured model once (off the event loop)."""
-        if self._loaded is None:
-            loop = asyncio.get_running_loop()
-            self._loaded = await loop.run_in_executor(self._loading, self.load, self.settings.model)
-            share_cpu_threads(self._loaded.classifier, self.settings.inference_threads)
+    async def ensure_loaded(self) -> ServedModel:
+        """Load the configured model once (every agent actor asks; the first one loads it)."""
+        async with self._changing_model:
+            if self._served is not None:
+                return self._served
+            version, path = await self._resolve(self.settings.model)
+            self._served = ServedModel(version, path, await self._pool.load(path))
             log.info(
                 "model loaded",
-                model_version=self._loaded.version,
-                labels=list(self._loaded.classifier.labels),
-                device=str(self._loaded.classifier.device),
-                int8=self._loaded.classifier.quantized,
+                model_version=version,
+                labels=list(self._served.info.labels),
+                device=self._served.info.device,
+                int8=self._served.info.quantized,
+                inference_processes=self.settings.inference_processes,
             )
-        return self._loaded
+        return self._served
 
-    def load(self, ref: str) -> LoadedModel:
-        """Resolve ``ref`` (``current``, a version or a folder), verify it and load it (blocking)."""
-        version = self.registry.current_version() if ref == "current" else None
-        path = self.registry.resolve(version or ref)
-        settings = self.settings
-        classifier = EmotionClassifier.from_pretrained(
-            path,
-            device=settings.device,
-            max_length=settings.max_length,
-            batch_size=settings.batch_size,
-            quantize=settings.quantize,
-        )
-        return LoadedModel(classifier, version or Path(path).name)
+    async def _resolve(self, ref: str) -> tuple[str, str]:
+        """The version name and verified folder of ``ref`` (checksums are read off the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._resolving, resolve_model, self.registry, ref)
 
     async def swap(self, announcement: dict) -> bool:
-        """Load an announced version off the event loop and put it in service between two batches.
+        """Load an announced version in the inference processes and put it in service between two batches.
 
         A version that fails to load (unknown, corrupt, unreadable) is logged as an error and the current model keeps
         serving. Returns whether the model changed.
         """
+        async with self._changing_model:
+            return await self._swap(announcement)
+
+    async def _swap(self, announcement: dict) -> bool:
         version = str(announcement.get("version", ""))
-        if self._loaded is not None and version == self._loaded.version:
+        if self._served is not None and version == self._served.version:
             return False
         ref = version if (self.registry.versions_dir / version).is_dir() else str(announcement.get("path", ""))
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        current = self._served
         try:
-            loaded = await loop.run_in_executor(self._loading, self.load, ref)
+            resolved_version, path = await self._resolve(ref)
+            info = await self._pool.load(path, keep=current.path if current else None)
         except Exception as exc:
             log.error(
                 "model swap failed: the current model keeps serving",
                 announced=version,
                 error=str(exc),
-                model_version=self._loaded.version if self._loaded else None,
+                model_version=current.version if current else None,
             )
             return False
         async with self._gate:
             self._swapping = True
             await self._gate.wait_for(lambda: self._in_flight == 0)
-            previous, self._loaded = self._loaded, LoadedModel(loaded.classifier, version or loaded.version)
+            self._served = ServedModel(version or resolved_version, path, info)
             self._swapping = False
             self._gate.notify_all()
         log.info(
             "model swapped",
-            model_version=self._loaded.version,
-            previous=previous.version if previous else None,
+            model_version=self._served.version,
+            previous=current.version if current else None,
             load_seconds=round(time.perf_counter() - started, 2),
-            labels=list(loaded.classifier.labels),
+            labels=list(info.labels),
         )
         return True
 
@@ -134,7 +133,7 @@ class ModelServer:
         if self.settings.model != "current":
             return False
         current = self.registry.current_version()
-        if current is None or (self._loaded is not None and self._loaded.version == current):
+        if current is None or (self._served is not None and self._served.version == current):
             return False
         return await self.swap({"version": current})
 
@@ -142,19 +141,25 @@ class ModelServer:
         """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""
         async with self._gate:
             await self._gate.wait_for(lambda: not self._swapping)
-            loaded = self.loaded
+            served = self.loaded
             self._in_flight += 1
         try:
-            loop = asyncio.get_running_loop()
-            predictions = await loop.run_in_executor(self._inference, loaded.classifier.predict, texts)
+            predictions = await self._pool.predict(served.path, texts)
         finally:
             async with self._gate:
                 self._in_flight -= 1
                 self._gate.notify_all()
-        return predictions, loaded.version
+        return predictions, served.version
+
+    def close(self) -> None:
+        """Stop the inference processes."""
+        self._pool.close()
+        self._resolving.shutdown(wait=False)
 
 
-def share_cpu_threads(classifier: EmotionClassifier, inference_threads: int) -> None:
-    """On CPU, give each of the ``inference_threads`` concurrent forward passes an equal share of torch's threads."""
-    if classifier.device.type == "cpu" and inference_threads > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // inference_threads))
+def resolve_model(registry: ModelRegistry, ref: str) -> tuple[str, str]:
+    """The version name and verified folder of ``ref``: ``current``, a version, or a checkpoint folder (named after
+    the folder)."""
+    version = registry.current_version() if ref == "current" else None
+    path = registry.resolve(version or ref)
+    return version or Path(path).name, str(path)

@@ -1,0 +1,164 @@
+"""Forward passes in child processes, so the model and the worker's event loop never wait for each other's GIL.
+
+Each child is a fresh interpreter (``multiprocessing`` spawn, which is also what CUDA needs) that runs one forward pass
+at a time on an equal share of the CPU's threads and keeps at most two models: the one in service and, during a hot
+swap, the next one. Only texts go in and predictions come back. With the model on threads of the worker process,
+Faust's per-event work and the forward passes took turns on one GIL and about 145% of two cores was in use during
+``bench/stream_throughput.py``; in children the cores stay busy (docs/benchmarks.md).
+
+A child that dies (killed, out of memory) is replaced and the batch it had is retried once on the new one; a batch that
+kills its child twice fails, and the agent dead-letters it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from emostream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a child reports about a model it loaded."""
+
+    labels: tuple[str, ...]
+    device: str
+    quantized: bool
+
+
+def load_classifier(path: str, settings: Settings) -> Any:
+    """Load the checkpoint folder ``path`` the way the worker serves it (device, length, batch size, int8)."""
+    from models.classifier import EmotionClassifier
+
+    return EmotionClassifier.from_pretrained(
+        path,
+        device=settings.device,
+        max_length=settings.max_length,
+        batch_size=settings.batch_size,
+        quantize=settings.quantize,
+    )
+
+
+# --- in a child process ----------------------------------------------------------------------------------------------
+
+_settings: Settings | None = None
+_models: dict[str, Any] = {}  # checkpoint folder -> EmotionClassifier
+
+
+def _start_child(settings: Settings, torch_threads: int) -> None:
+    global _settings
+    import torch
+
+    _settings = settings
+    torch.set_num_threads(torch_threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker killed with SIGKILL cannot stop its children: they stop themselves when it is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
+def _load(path: str, keep: str | None) -> ModelInfo:
+    for loaded in [p for p in _models if p not in (path, keep)]:
+        del _models[loaded]
+    if path not in _models:
+        assert _settings is not None, "child not started"
+        _models[path] = load_classifier(path, _settings)
+    classifier = _models[path]
+    return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized)
+
+
+def _predict(path: str, texts: list[str]) -> list:
+    return _models[path].predict(texts)
+
+
+# --- in the worker ----------------------------------------------------------------------------------------------------
+
+
+class _Child:
+    """One child process behind a one-worker pool (so that a call can be aimed at it), and its calls in flight."""
+
+    def __init__(self, settings: Settings, torch_threads: int) -> None:
+        self.settings = settings
+        self.torch_threads = torch_threads
+        self.pending = 0
+        self.replacing = asyncio.Lock()
+        self.executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(self.settings, self.torch_threads),
+        )
+
+    async def call(self, function: Any, *args: Any) -> Any:
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        finally:
+            self.pending -= 1
+
+    async def replace(self, broken: ProcessPoolExecutor, path: str) -> None:
+        """Start a new process in place of ``broken`` (once, however many calls saw it die) and load ``path``."""
+        async with self.replacing:
+            if self.executor is broken:
+                broken.shutdown(wait=False, cancel_futures=True)
+                self.executor = self._new_executor()
+                await self.call(_load, path, None)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class InferencePool:
+    """``processes`` children that serve one model (by its checkpoint folder) and can load the next."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("at least one inference process is needed")
+        torch_threads = max(1, len(os.sched_getaffinity(0)) // processes)
+        self._children = [_Child(settings, torch_threads) for _ in range(processes)]
+
+    async def load(self, path: str, keep: str | None = None) -> ModelInfo:
+        """Load ``path`` in every child, one child at a time so the others go on serving; drop models other than
+        ``path`` and ``keep``. Raises what loading raised (the children keep the models they had)."""
+        info = None
+        for child in self._children:
+            info = await child.call(_load, path, keep)
+        assert info is not None
+        return info
+
+    async def predict(self, path: str, texts: list[str]) -> list:
+        """Predictions of the loaded model ``path`` for ``texts``, on the child with the fewest calls in flight."""
+        child = min(self._children, key=lambda c: c.pending)
+        executor = child.executor
+        try:
+            return await child.call(_predict, path, texts)
+        except BrokenProcessPool:
+            log.error("an inference process died: starting a new one and retrying its batch", size=len(texts))
+            await child.replace(executor, path)
+            return await child.call(_predict, path, texts)
+
+    def close(self) -> None:
+        """Stop the children (calls still queued are cancelled)."""
+        for child in self._children:
+            child.close()
