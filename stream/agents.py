@@ -180,9 +180,9 @@ def register_agents(
     """Attach the classification and aggregation agents to ``app``; both report their progress to ``guard``."""
     classifier = Classifier(settings, topics, server, stats)
 
-    # Several actors share the input queue, so the next micro-batch is decoded and queued for the inference thread
-    # while the previous one's outputs are sent and acknowledged (offsets are committed only up to the first
-    # unacknowledged event, so this keeps at-least-once).
+    # Several actors share the input queue, so the next micro-batch is decoded and queued for the inference processes
+    # while the previous one's outputs are sent and acknowledged. They finish out of order; the worker's consumer
+    # (stream.transport) commits only up to the first event still in flight, so this keeps at-least-once.
     @app.agent(topics.texts, name="classify", concurrency=settings.batches_in_flight)
     async def classify(stream: faust.StreamT) -> None:
         await server.ensure_loaded()
