@@ -135,7 +135,8 @@ class InferencePool:
     def __init__(self, settings: Settings, processes: int) -> None:
         if processes < 1:
             raise ValueError("at least one inference process is needed")
-        torch_threads = max(1, len(os.sched_getaffinity(0)) // processes)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch_threads = max(1, cpus // processes)
         self._children = [_Child(settings, torch_threads) for _ in range(processes)]
 
     async def load(self, path: str, keep: str | None = None) -> ModelInfo:
