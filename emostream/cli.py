@@ -220,17 +220,10 @@ def _stdin_chunks(size: int) -> Iterator[list[str]]:
 
 
 def _load_classifier(settings: Settings, model_ref: str):
-    from models.classifier import EmotionClassifier
     from models.registry import ModelRegistry
+    from stream.inference import load_classifier  # served exactly as the worker serves it
 
-    path = ModelRegistry(settings.registry_dir).resolve(model_ref)
-    return EmotionClassifier.from_pretrained(
-        path,
-        device=settings.device,
-        max_length=settings.max_length,
-        batch_size=settings.batch_size,
-        quantize=settings.quantize,
-    )
+    return load_classifier(str(ModelRegistry(settings.registry_dir).resolve(model_ref)), settings)
 
 
 # --- models -----------------------------------------------------------------------------------------------------------
