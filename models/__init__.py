@@ -12,7 +12,7 @@ _EXPORTS = {
     "DataError": "models.errors",
     "RegistryError": "models.errors",
     "EmotionClassifier": "models.classifier",
-    "Prediction": "models.classifier",
+    "Prediction": "models.prediction",
     "LabelledTexts": "models.data",
     "Splits": "models.data",
     "load_file": "models.data",

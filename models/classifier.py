@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,34 +19,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.utils import logging as hf_logging
 
 from models.device import autocast, resolve_device
+from models.prediction import Prediction
 
 MULTI_LABEL = "multi_label_classification"
 DEFAULT_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One text's prediction.
-
-    Attributes:
-        label: the most likely emotion.
-        score: its probability.
-        scores: every emotion's probability (softmax for single-label models, independent sigmoids for multi-label).
-        labels: multi-label models only: the emotions whose probability reaches their tuned threshold (never empty:
-            the top label stands in when none does).
-    """
-
-    label: str
-    score: float
-    scores: dict[str, float]
-    labels: tuple[str, ...] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``labels`` appears only for multi-label models."""
-        out: dict[str, Any] = {"label": self.label, "score": self.score, "scores": self.scores}
-        if self.labels is not None:
-            out["labels"] = list(self.labels)
-        return out
 
 
 class EmotionClassifier:

@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from emostream.settings import Settings
-from models.classifier import Prediction
+from models.prediction import Prediction
 from models.registry import ModelRegistry
 from stream.inference import InferencePool, ModelInfo
 
