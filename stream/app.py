@@ -24,8 +24,9 @@ from stream.views import register_views
 
 
 class WorkerApp(faust.App):
-    """faust.App on the Kafka transport of ``stream.transport`` (a configurable fetch wait, and no input records lost
-    at the end of a recovery), with a data folder that may be nested (Faust itself creates only its last level)."""
+    """faust.App on the Kafka transport of ``stream.transport`` (a configurable fetch wait, no input records lost at
+    the end of a recovery, no commit past a batch still in flight), with a data folder that may be nested (Faust
+    itself creates only its last level)."""
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
