@@ -119,6 +119,15 @@ class Settings:
         default=2,
     )
     max_text_chars: int = _env("Longer texts are dead-lettered (`text_too_long`).", default=5000)
+    max_record_bytes: int = _env(
+        "Larger input (and feedback) records are dead-lettered (`record_too_large`) without being decoded.",
+        default=1024 * 1024,
+    )
+    max_ts_ahead: float = _env(
+        "Seconds an event's time (`ts`, else its Kafka timestamp) may lie ahead of the worker's clock; further ahead, "
+        "or before 1970, it is dead-lettered (`ts_out_of_range`) so that it cannot close every window at once.",
+        default=3600.0,
+    )
     tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
     hopping_window: float = _env("Hopping aggregate window, seconds.", default=300.0)
     hopping_step: float = _env("Hopping window step, seconds.", default=60.0)
@@ -168,6 +177,7 @@ class Settings:
             "batches_in_flight",
             "inference_processes",
             "max_text_chars",
+            "max_record_bytes",
             "web_port",
             "batch_wait",
             "tumbling_window",

@@ -9,8 +9,9 @@ Layout of ``EMOSTREAM_REGISTRY_DIR``::
     .staging/         versions being copied in; a folder appears under versions/ only once complete (one rename)
 
 A version whose manifest is missing, whose files differ from it, or that holds a pickle-based weight file is refused
-with :class:`CorruptVersionError`. Mutations hold an exclusive lock on ``.lock``, so concurrent trainers and CLI calls
-do not interleave.
+with :class:`CorruptVersionError`. Version names are checked against ``VERSION_PATTERN`` wherever they are read (the
+command line, the ``current`` pointer, the history, announcements), so a name never walks out of the registry.
+Mutations hold an exclusive lock on ``.lock``, so concurrent trainers and CLI calls do not interleave.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from models.errors import CorruptVersionError, RegistryError
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+VERSION_PATTERN = re.compile(r"^v(\d{4,9})\Z")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ class ModelRegistry:
             name = (self.root / "current").read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return name or None
+        if not name:
+            return None
+        if not VERSION_PATTERN.match(name):
+            raise CorruptVersionError(f"{self.root / 'current'} holds {name[:80]!r}, not a version name")
+        return name
 
     def versions(self) -> list[VersionInfo]:
         """All versions, oldest first."""
@@ -92,31 +97,31 @@ class ModelRegistry:
 
     def info(self, version: str) -> VersionInfo:
         """One version's summary (not verified; see :meth:`verify`)."""
-        if not (self.versions_dir / version).is_dir():
-            raise RegistryError(f"no version {version!r} in {self.root}")
-        return self._info(version, self.current_version())
+        return self._info(self._existing(version).name, self.current_version())
 
     def resolve(self, ref: str | Path) -> Path:
-        """A loadable, verified checkpoint folder for ``current``, a version name, or a plain folder path."""
+        """A loadable checkpoint folder for ``current`` or a version name (verified against its manifest), or for a
+        plain checkpoint folder given by path (an operator's choice: checked for the checkpoint files and pickles)."""
         ref = str(ref)
         if ref == "current":
             version = self.current_version()
             if version is None:
                 raise RegistryError(f"no current model in {self.root}: train one with `emostream train --register`")
             return self.verify(version)
-        if VERSION_PATTERN.match(ref) and (self.versions_dir / ref).is_dir():
+        if VERSION_PATTERN.match(ref):
             return self.verify(ref)
         path = Path(ref)
         if path.is_dir():
+            missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+            if missing:  # checked before anything walks the folder: `/` or `..` fail here, at once
+                raise RegistryError(f"{ref!r} is not a checkpoint folder: it has no {', '.join(missing)}")
             refuse_pickles(path)
             return path
-        raise RegistryError(f"{ref!r} is neither `current`, a version in {self.root}, nor a checkpoint folder")
+        raise RegistryError(f"{ref!r} is neither `current`, a version name (v0001...), nor a checkpoint folder")
 
     def verify(self, version: str) -> Path:
         """Check a version against its manifest; return its folder or raise :class:`CorruptVersionError`."""
-        folder = self.versions_dir / version
-        if not folder.is_dir():
-            raise RegistryError(f"no version {version!r} in {self.root}")
+        folder = self._existing(version)
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -188,6 +193,16 @@ class ModelRegistry:
         return self.info(target)
 
     # --- internals --------------------------------------------------------------------------------------------------
+
+    def _existing(self, version: str) -> Path:
+        """The folder of the registered version ``version``; a name that is not a version name is refused before it
+        is joined to any path."""
+        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+            raise RegistryError(f"{str(version)[:80]!r} is not a version name (v0001, v0002, ...)")
+        folder = self.versions_dir / version
+        if not folder.is_dir():
+            raise RegistryError(f"no version {version!r} in {self.root}")
+        return folder
 
     def _info(self, version: str, current: str | None) -> VersionInfo:
         folder = self.versions_dir / version

@@ -7,10 +7,9 @@ Agents stay thin: decode and validate with ``stream.schemas``, predict through `
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import faust
 import orjson
@@ -18,10 +17,12 @@ import structlog
 
 from emostream.settings import Settings
 from stream.aggregation import WindowAggregator, empty_state
+from stream.delivery import Outgoing, deliver
 from stream.liveness import StallGuard
 from stream.schemas import (
     ALL_SOURCES,
     DeadLetter,
+    InputLimits,
     TextEvent,
     labelled_record,
     parse_text_event,
@@ -45,6 +46,8 @@ class WorkerStats:
     windows_published: int = 0
     late_events: int = 0
     sent_for_review: int = 0
+    refused_outputs: int = 0  # output records the broker refused, replaced by a dead letter saying why
+    undeliverable: int = 0  # refused output records with nothing to stand for them (each logged as an error)
 
     def to_dict(self) -> dict[str, int]:
         """JSON-ready counters."""
@@ -59,14 +62,18 @@ class Classifier:
         self.topics = topics
         self.server = server
         self.stats = stats
+        self.limits = InputLimits.from_settings(settings)
         self.sampler = random.Random()  # samples low-margin predictions for review at EMOSTREAM_REVIEW_RATE
 
     async def handle(self, events: list[faust.EventT]) -> None:
-        """Classify ``events`` and deliver every resulting record."""
-        parsed = [(event, self.parse(event)) for event in events]
+        """Classify ``events`` and deliver every resulting record (see ``stream.delivery``: a bad record becomes a
+        dead letter, the rest of the batch goes on, and nothing is acknowledged before it is delivered)."""
+        now_ms = int(time.time() * 1000)
+        parsed = [(event, self.parse(event, now_ms)) for event in events]
         good = [(event, p) for event, p in parsed if isinstance(p, TextEvent)]
         dead = [p for _, p in parsed if isinstance(p, DeadLetter)]
-        pending, version, inference_ms = [], None, 0.0
+        outgoing: list[Outgoing] = []
+        version, inference_ms = None, 0.0
         if good:
             started = time.perf_counter()
             try:
@@ -74,7 +81,10 @@ class Classifier:
             except Exception as exc:
                 # Faust acknowledges a batch even when the agent raises: dead-letter it rather than lose it.
                 log.exception("inference failed: dead-lettering the batch", size=len(good))
-                dead += [self.inference_failed(event, exc) for event, _ in good]
+                dead += [
+                    self.dead_letter(event, "inference_failed", f"the model failed on this batch: {exc!r}")
+                    for event, _ in good
+                ]
                 good, predictions = [], []
             inference_ms = (time.perf_counter() - started) * 1000
             processed_at = int(time.time() * 1000)
@@ -82,19 +92,21 @@ class Classifier:
                 labelled_record(text_event, prediction.to_dict(), version, processed_at)
                 for (_, text_event), prediction in zip(good, predictions, strict=True)
             ]
-            pending += await self.send_labelled(records)
-            pending += await self.send_for_review([event for _, event in good], records)
-        pending += [await self.topics.dlq.send(value=orjson.dumps(d.to_record())) for d in dead]
-        await asyncio.gather(*pending)  # delivered before this batch's offsets are acknowledged
+            outgoing += self.labelled_outputs([event for event, _ in good], records)
+            outgoing += self.review_outputs([text_event for _, text_event in good], records)
+        outgoing += [self.dead_letter_output(letter) for letter in dead]
+        report = await deliver(outgoing)  # before this batch's offsets are acknowledged
         self.stats.events_in += len(events)
         self.stats.labelled += len(good)
         self.stats.dead_lettered += len(dead)
+        self.stats.refused_outputs += report.replaced
+        self.stats.undeliverable += report.undeliverable
         self.stats.batches += 1
         for letter in dead:
             log.warning(
                 "dead letter",
                 error=letter.error,
-                reason=letter.reason,
+                reason=letter.reason[:200],
                 partition=letter.partition,
                 offset=letter.offset,
             )
@@ -108,63 +120,75 @@ class Classifier:
             totals=self.stats.to_dict(),
         )
 
-    @staticmethod
-    def inference_failed(event: faust.EventT, exc: Exception) -> DeadLetter:
-        """The dead letter of a valid event whose batch the model failed on."""
-        message = event.message
-        return DeadLetter(
-            "inference_failed",
-            f"the model failed on this batch: {exc!r}",
-            event.value,
-            message.topic,
-            message.partition,
-            message.offset,
-        )
-
-    def parse(self, event: faust.EventT) -> TextEvent | DeadLetter:
+    def parse(self, event: faust.EventT, now_ms: int) -> TextEvent | DeadLetter:
         """Validate one input event (see ``stream.schemas``)."""
         message = event.message
+        timestamp_ms = int(message.timestamp * 1000) if message.timestamp and message.timestamp > 0 else now_ms
         return parse_text_event(
             event.value,
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            timestamp_ms=int(message.timestamp * 1000),
-            max_chars=self.settings.max_text_chars,
+            timestamp_ms=timestamp_ms,
+            now_ms=now_ms,
+            limits=self.limits,
         )
 
-    async def send_labelled(self, records: list[dict]) -> list:
-        """Send the labelled records, and the batch's aggregation input: one record per source and one for all
-        sources, each listing ``[label, score, ts]`` per event (far fewer sends and table writes than per event)."""
-        futures = []
+    @staticmethod
+    def dead_letter(event: faust.EventT, error: str, reason: str) -> DeadLetter:
+        """A dead letter of the input ``event`` (the raw value, and where it was read)."""
+        message = event.message
+        return DeadLetter(error, reason, event.value, message.topic, message.partition, message.offset)
+
+    def dead_letter_output(self, letter: DeadLetter) -> Outgoing:
+        """The dead-letter record; if even that is refused, one without the raw value."""
+
+        def without_raw(refusal: str) -> Outgoing:
+            bare = replace(letter, raw=None, reason=f"{letter.reason} (record refused with its raw value: {refusal})")
+            return Outgoing(self.topics.dlq, orjson.dumps(bare.to_record()))
+
+        return Outgoing(self.topics.dlq, orjson.dumps(letter.to_record()), fallback=without_raw)
+
+    def labelled_outputs(self, events: list[faust.EventT], records: list[dict]) -> list[Outgoing]:
+        """The labelled records (each dead-lettered as ``output_failed`` if refused), and the batch's aggregation
+        input: one record per source and one for all sources, each listing ``[label, score, ts]`` per event (far
+        fewer sends and table writes than per event)."""
+        outgoing = []
         by_key: dict[str, list] = {ALL_SOURCES: []}
-        for record in records:
-            timestamp = record["ts"] / 1000  # event time, so consumers see when it happened
-            futures.append(
-                await self.topics.labelled.send(
-                    key=record["id"].encode(), value=orjson.dumps(record), timestamp=timestamp
+        for event, record in zip(events, records, strict=True):
+
+            def output_failed(refusal: str, event: faust.EventT = event) -> Outgoing:
+                letter = self.dead_letter(event, "output_failed", f"the labelled record was refused: {refusal}")
+                return self.dead_letter_output(letter)
+
+            outgoing.append(
+                Outgoing(
+                    self.topics.labelled,
+                    orjson.dumps(record),
+                    key=record["id"].encode(),
+                    timestamp=record["ts"] / 1000,  # event time, so consumers see when it happened
+                    fallback=output_failed,
                 )
             )
             entry = [record["label"], record["score"], record["ts"]]
             by_key.setdefault(record["source"], []).append(entry)
             by_key[ALL_SOURCES].append(entry)
         for key, entries in by_key.items():
-            if not entries:
-                continue
-            futures.append(await self.topics.aggregation_input.send(key=key.encode(), value=orjson.dumps(entries)))
-        return futures
+            if entries:
+                outgoing.append(Outgoing(self.topics.aggregation_input, orjson.dumps(entries), key=key.encode()))
+        return outgoing
 
-    async def send_for_review(self, events: list[TextEvent], records: list[dict]) -> list:
-        """Send the predictions the model hesitated on (uncertainty sampling) to the review topic."""
+    def review_outputs(self, events: list[TextEvent], records: list[dict]) -> list[Outgoing]:
+        """The predictions the model hesitated on (uncertainty sampling), for the review topic."""
         threshold, rate = self.settings.review_margin, self.settings.review_rate
-        futures = []
+        outgoing = []
         for event, record in zip(events, records, strict=True):
             margin = score_margin(record["scores"])
             if margin < threshold and self.sampler.random() < rate:
                 value = orjson.dumps(review_record(event, record, margin))
-                futures.append(await self.topics.review.send(key=event.id.encode(), value=value))
-        self.stats.sent_for_review += len(futures)
-        return futures
+                outgoing.append(Outgoing(self.topics.review, value, key=event.id.encode()))
+        self.stats.sent_for_review += len(outgoing)
+        return outgoing
 
 
 def register_agents(

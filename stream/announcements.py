@@ -23,6 +23,27 @@ from stream.tools import bootstrap_servers
 log = structlog.get_logger(__name__)
 
 
+MAX_ANNOUNCEMENT_BYTES = 64 * 1024
+
+
+async def _handle(record: Any, on_announcement: Callable[[Any], Awaitable[Any]]) -> None:
+    """Decode one announcement and pass it on; whatever the record holds, the follower goes on (the topic is open
+    to anyone who can write to it, so a bad record is logged, never fatal)."""
+    raw = record.value or b""
+    if len(raw) > MAX_ANNOUNCEMENT_BYTES:
+        log.error("model announcement ignored: too large", size=len(raw), offset=record.offset)
+        return
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.error("model announcement ignored: not JSON", raw=raw[:200], offset=record.offset)
+        return
+    try:
+        await on_announcement(message)
+    except Exception:
+        log.exception("model announcement failed", offset=record.offset)
+
+
 def announcement(info: VersionInfo) -> dict[str, Any]:
     """The record announcing ``info``: version, path, labels and headline metrics."""
     summary = info.to_dict()
@@ -57,17 +78,23 @@ async def ensure_topic(broker_url: str, topic: str) -> None:
 async def follow(
     broker_url: str,
     topic: str,
-    on_announcement: Callable[[dict[str, Any]], Awaitable[Any]],
+    on_announcement: Callable[[Any], Awaitable[Any]],
     on_ready: Callable[[], Awaitable[Any]] | None = None,
 ) -> None:
-    """Call ``on_announcement`` for every announcement published from now on (runs until cancelled).
+    """Call ``on_announcement`` with every announcement published from now on, decoded (runs until cancelled; a
+    record that is not JSON, or that ``on_announcement`` fails on, is logged and skipped).
 
     ``on_ready`` runs once the consumer is positioned at the end of the topic: anything announced before that moment
     is not replayed, so it is the place to catch up with the registry.
     """
     await ensure_topic(broker_url, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200
+        # Announcements are a few hundred bytes: a larger record is not read whole.
+        max_partition_fetch_bytes=MAX_ANNOUNCEMENT_BYTES,
+        bootstrap_servers=bootstrap_servers(broker_url),
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=200,
     )
     await consumer.start()
     try:
@@ -81,11 +108,6 @@ async def follow(
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for record in records:
-                    try:
-                        message = orjson.loads(record.value)
-                    except orjson.JSONDecodeError:
-                        log.error("unreadable model announcement", raw=record.value[:200])
-                        continue
-                    await on_announcement(message)
+                    await _handle(record, on_announcement)
     finally:
         await consumer.stop()

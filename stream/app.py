@@ -64,8 +64,16 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(settings.state_dir / settings.app_id),
         topic_partitions=settings.partitions,
         autodiscover=False,
+        # Faust binds web_bind (default 0.0.0.0, every interface); web_host is only the name it advertises.
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Only our views (and Faust's `/` status page): not Faust's /table pages (every key of our state), /router,
+        # /graph or the sensor statistics.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(settings.session_timeout / 10, 0.5),
@@ -100,7 +108,9 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def follow_model_announcements() -> None:
         await server.ensure_loaded()
-        await announcements.follow(settings.broker_url, settings.topic_models, server.swap, on_ready=server.catch_up)
+        await announcements.follow(
+            settings.broker_url, settings.topic_models, server.on_announcement, on_ready=server.catch_up
+        )
 
     return app
 

@@ -18,7 +18,7 @@ import orjson
 from emostream.settings import Settings
 from stream.broker import EmbeddedBroker, free_port
 from stream.process import WorkerProcess
-from stream.schemas import TextEvent, parse_text_event
+from stream.schemas import InputLimits, TextEvent, parse_text_event
 from stream.tools import collect_records, produce_file
 
 
@@ -32,9 +32,10 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
             texts[str(record.get("id"))] = record.get("text")
         except (orjson.JSONDecodeError, AttributeError):
             continue
+    limits, now_ms = InputLimits.from_settings(settings), int(time.time() * 1000)
     valid = sum(  # the worker's own validation decides what will be labelled
         isinstance(
-            parse_text_event(line, topic="", partition=0, offset=0, timestamp_ms=0, max_chars=settings.max_text_chars),
+            parse_text_event(line, topic="", partition=0, offset=0, timestamp_ms=now_ms, now_ms=now_ms, limits=limits),
             TextEvent,
         )
         for line in lines

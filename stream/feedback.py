@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.data import LabelledTexts
-from stream.schemas import DeadLetter, decode_text_object
+from stream.schemas import DeadLetter, InputLimits, decode_text_object
 from stream.tools import bootstrap_servers
 
 
@@ -29,14 +29,14 @@ class FeedbackExample:
 
 
 def parse_feedback(
-    raw: bytes | None, *, topic: str, partition: int, offset: int, max_chars: int
+    raw: bytes | None, *, topic: str, partition: int, offset: int, limits: InputLimits
 ) -> FeedbackExample | DeadLetter:
     """Validate one feedback record (one label: the served models are single-label)."""
 
     def dead(error: str, reason: str) -> DeadLetter:
         return DeadLetter(error, reason, raw, topic, partition, offset)
 
-    decoded = decode_text_object(raw, dead, max_chars)
+    decoded = decode_text_object(raw, dead, limits)
     if isinstance(decoded, DeadLetter):
         return decoded
     value, text = decoded

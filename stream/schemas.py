@@ -12,12 +12,18 @@ Labelled output (``emotion.labelled``, keyed by id)::
 
 Dead letter (``emotion.dlq``)::
 
-    {"error", "reason", "raw", "raw_base64"? (when not UTF-8), "topic", "partition", "offset"}
+    {"error", "reason", "raw", "raw_base64"? (when not UTF-8), "raw_size", "raw_truncated"? (true when cut), "topic",
+     "partition", "offset"}
+
+Limits (:class:`InputLimits`) are checked before anything costly: a record larger than ``max_record_bytes`` is never
+decoded, and a dead letter copies at most ``DEAD_LETTER_RAW_BYTES`` of the record, so it always fits a Kafka record.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +35,28 @@ DEFAULT_SOURCE = "unknown"
 ALL_SOURCES = "*"  # the aggregation key of the all-sources aggregate
 MAX_ID_CHARS = 256
 MAX_SOURCE_CHARS = 128
+MAX_TS_CHARS = 64  # longer than any ISO-8601 time; longer strings are refused before parsing
+# A dead letter copies at most this much of the record (its base64 form adds a third): far below Kafka's 1 MB default.
+DEAD_LETTER_RAW_BYTES = 64 * 1024
+MAX_REASON_CHARS = 500
+# Characters that show nothing on their own: controls (NUL...), format characters (zero-width space and joiners, BOM,
+# word joiner) and separators. A text made only of these is empty.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What an input record may be: its size in bytes (checked before decoding), its text's length, and how far its
+    event time may lie ahead of the worker's clock (a far-future ``ts`` would close every window at once)."""
+
+    max_chars: int = 5000
+    max_record_bytes: int = 1024 * 1024
+    max_ahead_ms: int = 3_600_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> InputLimits:
+        """The limits ``EMOSTREAM_MAX_TEXT_CHARS``, ``_MAX_RECORD_BYTES`` and ``_MAX_TS_AHEAD`` set."""
+        return cls(settings.max_text_chars, settings.max_record_bytes, int(settings.max_ts_ahead * 1000))
 
 
 @dataclass(frozen=True)
@@ -54,25 +82,40 @@ class DeadLetter:
     offset: int
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready dead-letter record; undecodable bytes are kept whole in ``raw_base64``."""
-        record: dict[str, Any] = {"error": self.error, "reason": self.reason}
+        """The JSON-ready dead-letter record. The record's bytes are copied up to ``DEAD_LETTER_RAW_BYTES`` (then
+        ``raw_truncated`` is true; ``raw_size`` is always the full size); bytes that are not UTF-8 are also kept
+        exactly in ``raw_base64``."""
+        reason = self.reason if len(self.reason) <= MAX_REASON_CHARS else self.reason[:MAX_REASON_CHARS] + "..."
+        record: dict[str, Any] = {"error": self.error, "reason": reason}
         raw = self.raw or b""
+        excerpt = raw[:DEAD_LETTER_RAW_BYTES]
         try:
-            record["raw"] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            record["raw"] = raw.decode("utf-8", errors="replace")
-            record["raw_base64"] = base64.b64encode(raw).decode("ascii")
+            record["raw"] = excerpt.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(excerpt) < len(raw) and exc.start >= len(excerpt) - 3:  # the cut split a character: not an error
+                record["raw"] = excerpt[: exc.start].decode("utf-8", errors="replace")
+            else:
+                record["raw"] = excerpt.decode("utf-8", errors="replace")
+                record["raw_base64"] = base64.b64encode(excerpt).decode("ascii")
+        record["raw_size"] = len(raw)
+        if len(excerpt) < len(raw):
+            record["raw_truncated"] = True
         record.update(topic=self.topic, partition=self.partition, offset=self.offset)
         return record
 
 
 def decode_text_object(
-    raw: bytes | None, dead: Callable[[str, str], DeadLetter], max_chars: int
+    raw: bytes | None, dead: Callable[[str, str], DeadLetter], limits: InputLimits
 ) -> tuple[dict[str, Any], str] | DeadLetter:
-    """The checks every record with a ``text`` shares (input events, feedback): UTF-8 JSON object whose ``text`` is a
-    non-empty string of at most ``max_chars``. Returns the object and its text, or ``dead(error, reason)``."""
+    """The checks every record with a ``text`` shares (input events, feedback): at most ``limits.max_record_bytes``,
+    a UTF-8 JSON object whose ``text`` is a string of at most ``limits.max_chars`` with something visible in it.
+    Returns the object and its text, or ``dead(error, reason)``."""
     if raw is None:
         return dead("empty_record", "the record has no value")
+    if len(raw) > limits.max_record_bytes:
+        return dead(
+            "record_too_large", f"the record has {len(raw)} bytes, more than the limit of {limits.max_record_bytes}"
+        )
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -88,22 +131,38 @@ def decode_text_object(
         return dead("missing_text", "the object has no 'text' field")
     if not isinstance(text, str):
         return dead("text_not_string", f"'text' is a {type(text).__name__}, not a string")
-    if not text.strip():
-        return dead("empty_text", "'text' is empty")
-    if len(text) > max_chars:
-        return dead("text_too_long", f"'text' has {len(text)} characters, more than the limit of {max_chars}")
+    if len(text) > limits.max_chars:
+        return dead("text_too_long", f"'text' has {len(text)} characters, more than the limit of {limits.max_chars}")
+    if not has_visible_text(text):
+        return dead("empty_text", "'text' is empty (nothing but spaces, control or zero-width characters)")
     return value, text
 
 
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` has a character that shows (not a space, control, zero-width or other format character)."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)
+
+
 def parse_text_event(
-    raw: bytes | None, *, topic: str, partition: int, offset: int, timestamp_ms: int, max_chars: int
+    raw: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    now_ms: int,
+    limits: InputLimits,
 ) -> TextEvent | DeadLetter:
-    """Validate one input record; return the event or a :class:`DeadLetter` saying what is wrong."""
+    """Validate one input record; return the event or a :class:`DeadLetter` saying what is wrong.
+
+    ``timestamp_ms`` is the Kafka record's timestamp (the event time when the record has no ``ts``); ``now_ms`` is the
+    worker's clock, against which the event time is bounded: from 1970 to ``limits.max_ahead_ms`` ahead.
+    """
 
     def dead(error: str, reason: str) -> DeadLetter:
         return DeadLetter(error, reason, raw, topic, partition, offset)
 
-    decoded = decode_text_object(raw, dead, max_chars)
+    decoded = decode_text_object(raw, dead, limits)
     if isinstance(decoded, DeadLetter):
         return decoded
     value, text = decoded
@@ -123,6 +182,12 @@ def parse_text_event(
         ts = parse_timestamp(value.get("ts"), default_ms=timestamp_ms)
     except ValueError as exc:
         return dead("invalid_ts", str(exc))
+    if not 0 <= ts <= now_ms + limits.max_ahead_ms:
+        where = "'ts'" if "ts" in value else "the record's Kafka timestamp (it has no 'ts')"
+        return dead(
+            "ts_out_of_range",
+            f"{where} {ts} ms is before 1970 or more than {limits.max_ahead_ms} ms ahead of the worker's clock",
+        )
     meta = value.get("meta", {})
     if not isinstance(meta, dict):
         return dead("invalid_meta", "'meta' must be an object")
@@ -130,16 +195,21 @@ def parse_text_event(
 
 
 def parse_timestamp(value: Any, *, default_ms: int) -> int:
-    """Epoch milliseconds from an int/float (epoch ms) or an ISO-8601 string; ``default_ms`` when absent."""
+    """Epoch milliseconds from an int/float (epoch ms) or an ISO-8601 string; ``default_ms`` when absent. The range is
+    not checked here (see :func:`parse_text_event`)."""
     if value is None:
         return default_ms
     if isinstance(value, bool):
         raise ValueError("'ts' must be epoch milliseconds or an ISO-8601 string, not a boolean")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("'ts' must not be negative")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("'ts' must be a finite number")
         return int(value)
     if isinstance(value, str):
+        if len(value) > MAX_TS_CHARS:
+            raise ValueError(f"'ts' is a string of {len(value)} characters, not an ISO-8601 time")
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:

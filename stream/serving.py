@@ -4,10 +4,15 @@ The event loop only awaits: ``predict`` hands a micro-batch to one of ``EMOSTREA
 (``stream.inference``), so Kafka heartbeats, fetches and sends go on while the model works, and neither side waits for
 the other's GIL.
 
-The model in service is one record (version, folder, what the children reported). A hot swap (``swap``, driven by
-announcements on ``emotion.models``) first loads the new version in the children while the old one serves, then waits
-until the batches already on the old model are done and holds new ones back meanwhile, so the version changes at one
-boundary and no event is dropped or labelled twice.
+The model in service is one record (version, folder, what the children reported). A hot swap (``follow_registry``,
+driven by announcements on ``emotion.models``) first loads the new version in the children while the old one serves,
+then waits until the batches already on the old model are done and holds new ones back meanwhile, so the version
+changes at one boundary and no event is dropped or labelled twice.
+
+The announcements topic is not trusted: anyone who can write to it could otherwise make a worker load any folder. An
+announcement only says *when* to look; *what* to serve is the registry's ``current`` pointer, and only a registered
+version whose manifest verifies is loaded. Malformed announcements, and ones that do not match the registry, are
+logged and ignored.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from emostream.settings import Settings
 from models.prediction import Prediction
-from models.registry import ModelRegistry
+from models.registry import VERSION_PATTERN, ModelRegistry
 from stream.inference import InferencePool, ModelInfo
 
 log = structlog.get_logger(__name__)
@@ -86,29 +92,49 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._resolving, resolve_model, self.registry, ref)
 
-    async def swap(self, announcement: dict) -> bool:
-        """Load an announced version in the inference processes and put it in service between two batches.
+    async def on_announcement(self, announcement: Any) -> bool:
+        """Check an announcement from ``emotion.models`` and follow the registry if it is one. Returns whether the
+        model changed; never raises for what the record holds."""
+        problem = announcement_problem(announcement)
+        if problem is not None:
+            log.error("model announcement ignored", reason=problem, announcement=repr(announcement)[:200])
+            return False
+        if self.settings.model != "current":
+            log.warning(
+                "model announcement ignored: this worker serves a pinned model",
+                announced=announcement["version"],
+                model=self.settings.model,
+            )
+            return False
+        return await self.follow_registry(announced=announcement["version"])
 
-        A version that fails to load (unknown, corrupt, unreadable) is logged as an error and the current model keeps
+    async def follow_registry(self, announced: str | None = None) -> bool:
+        """Put the registry's ``current`` version in service between two batches, if it is not already.
+
+        A version that fails to load (missing, corrupt, unreadable) is logged as an error and the current model keeps
         serving. Returns whether the model changed.
         """
         async with self._changing_model:
-            return await self._swap(announcement)
+            return await self._swap_to_current(announced)
 
-    async def _swap(self, announcement: dict) -> bool:
-        version = str(announcement.get("version", ""))
-        if self._served is not None and version == self._served.version:
-            return False
-        ref = version if (self.registry.versions_dir / version).is_dir() else str(announcement.get("path", ""))
-        started = time.perf_counter()
+    async def _swap_to_current(self, announced: str | None) -> bool:
         current = self._served
+        started = time.perf_counter()
         try:
-            resolved_version, path = await self._resolve(ref)
+            version, path = await self._resolve("current")
+            if announced is not None and announced != version:
+                log.warning(
+                    "announced version is not the registry's current one: following the registry",
+                    announced=announced,
+                    current=version,
+                )
+            if current is not None and version == current.version:
+                return False
             info = await self._pool.load(path, keep=current.path if current else None)
         except Exception as exc:
             log.error(
                 "model swap failed: the current model keeps serving",
-                announced=version,
+                announced=announced,
                 error=str(exc),
                 model_version=current.version if current else None,
             )
@@ -116,7 +142,7 @@ class ModelServer:
         async with self._gate:
             self._swapping = True
             await self._gate.wait_for(lambda: self._in_flight == 0)
-            self._served = ServedModel(version or resolved_version, path, info)
+            self._served = ServedModel(version, path, info)
             self._swapping = False
             self._gate.notify_all()
         log.info(
@@ -132,10 +158,7 @@ class ModelServer:
         """Swap to the registry's current version if it moved while no announcement could reach this worker."""
         if self.settings.model != "current":
             return False
-        current = self.registry.current_version()
-        if current is None or (self._served is not None and self._served.version == current):
-            return False
-        return await self.swap({"version": current})
+        return await self.follow_registry()
 
     async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
         """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""
@@ -155,6 +178,17 @@ class ModelServer:
         """Stop the inference processes."""
         self._pool.close()
         self._resolving.shutdown(wait=False)
+
+
+def announcement_problem(announcement: Any) -> str | None:
+    """What is wrong with a decoded announcement record, or None: it must be an object whose ``version`` is a version
+    name (its other fields are informational)."""
+    if not isinstance(announcement, dict):
+        return f"not a JSON object but {type(announcement).__name__}"
+    version = announcement.get("version")
+    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+        return "no valid 'version' (v0001, v0002, ...)"
+    return None
 
 
 def resolve_model(registry: ModelRegistry, ref: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from models.registry import ModelRegistry
 from models.retraining import CycleConfig, CycleResult, run_cycle
 from stream.announcements import announce
 from stream.feedback import FeedbackExample, parse_feedback, read_topic, snapshot
+from stream.schemas import InputLimits
 from stream.tools import send_values
 
 log = structlog.get_logger(__name__)
@@ -62,7 +63,7 @@ class TrainerJob:
                 topic=settings.topic_feedback,
                 partition=partition,
                 offset=offset,
-                max_chars=settings.max_text_chars,
+                limits=InputLimits.from_settings(settings),
             )
             if isinstance(parsed, FeedbackExample):
                 examples.append(parsed)

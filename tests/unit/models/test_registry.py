@@ -108,3 +108,27 @@ def test_current_pointer_is_replaced_not_rewritten(registry, tmp_path):
     registry.register(make_run(tmp_path / "b"), promote=True)
     assert (registry.root / "current").stat().st_ino != before  # a new file was renamed over the old one
     assert registry.current_version() == "v0002"
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/path", "v0001/../../x", "v0001\n", "current", "", "v1"])
+def test_a_name_that_is_not_a_version_name_is_refused_before_it_touches_a_path(registry, tmp_path, name):
+    registry.register(make_run(tmp_path / "r"), promote=True)
+    make_run(tmp_path / "x")  # a real checkpoint outside the registry, where "../../x" would lead
+    for call in (registry.promote, registry.info, registry.verify):
+        with pytest.raises(RegistryError):
+            call(name)
+    assert registry.current_version() == "v0001"
+
+
+def test_a_current_pointer_outside_the_registry_is_refused(registry, tmp_path):
+    registry.register(make_run(tmp_path / "r"), promote=True)
+    (registry.root / "current").write_text("../../elsewhere\n")
+    with pytest.raises(CorruptVersionError, match="not a version name"):
+        registry.resolve("current")
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_refused_without_walking_it(registry, tmp_path):
+    with pytest.raises(RegistryError, match="not a checkpoint folder"):
+        registry.resolve("/")  # a walk of the whole file system would take minutes
+    run = make_run(tmp_path / "plain")
+    assert registry.resolve(str(run)) == run

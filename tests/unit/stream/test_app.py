@@ -22,3 +22,10 @@ def test_a_worker_at_warn_level_does_not_turn_debug_logging_on(tmp_path):
 
     asyncio.run(set_up_logging())
     assert not probe.isEnabledFor(logging.DEBUG)
+
+
+def test_the_web_view_binds_where_the_setting_says_and_serves_only_our_pages(tmp_path):
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path, web_host="127.0.0.1"))
+    assert app.conf.web_bind == "127.0.0.1"
+    mounted = {prefix for prefix, _ in app.web.blueprints._enabled}
+    assert mounted == {""}, mounted  # Faust's `/` status page only: no /table, /router, /graph or statistics

@@ -6,12 +6,12 @@ import orjson
 import pytest
 
 from stream.feedback import FeedbackExample, parse_feedback, snapshot
-from stream.schemas import DeadLetter
+from stream.schemas import DeadLetter, InputLimits
 
 
 def parse(value, offset=0):
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    return parse_feedback(raw, topic="emotion.feedback", partition=0, offset=offset, max_chars=100)
+    return parse_feedback(raw, topic="emotion.feedback", partition=0, offset=offset, limits=InputLimits(max_chars=100))
 
 
 def test_valid_feedback_with_label_or_labels():

@@ -8,7 +8,9 @@ import orjson
 import pytest
 
 from stream.schemas import (
+    DEAD_LETTER_RAW_BYTES,
     DeadLetter,
+    InputLimits,
     TextEvent,
     labelled_record,
     parse_text_event,
@@ -17,12 +19,14 @@ from stream.schemas import (
     score_margin,
 )
 
-WHERE = {"topic": "emotion.texts", "partition": 2, "offset": 41, "timestamp_ms": 1_700_000_000_000, "max_chars": 20}
+NOW_MS = 1_800_000_000_000  # the worker's clock
+LIMITS = InputLimits(max_chars=20, max_record_bytes=10_000, max_ahead_ms=60_000)
+WHERE = {"topic": "emotion.texts", "partition": 2, "offset": 41, "timestamp_ms": 1_700_000_000_000, "now_ms": NOW_MS}
 
 
-def parse(value):
+def parse(value, **where):
     raw = value if isinstance(value, bytes) or value is None else orjson.dumps(value)
-    return parse_text_event(raw, **WHERE)
+    return parse_text_event(raw, **{**WHERE, "limits": LIMITS, **where})
 
 
 def test_minimal_event_gets_derived_id_default_source_and_kafka_time():
@@ -54,6 +58,17 @@ def test_full_event():
         ({"text": "x", "ts": "yesterday"}, "invalid_ts"),
         ({"text": "x", "ts": "2024-01-02T03:04:05"}, "invalid_ts"),
         ({"text": "x", "meta": [1]}, "invalid_meta"),
+        ({"text": "\u200b\u200d\ufeff"}, "empty_text"),  # zero-width characters only
+        ({"text": "\x00\x00 \u2060"}, "empty_text"),  # NUL and word joiner
+        ({"text": "x", "ts": "9" * 100}, "invalid_ts"),  # refused before parsing
+        ({"text": "x", "ts": 10**19}, "ts_out_of_range"),  # beyond int64: once dropped a whole batch
+        ({"text": "x", "ts": 2**64 - 1}, "ts_out_of_range"),
+        ({"text": "x", "ts": 1e300}, "ts_out_of_range"),
+        ({"text": "x", "ts": 9e18}, "ts_out_of_range"),  # within int64, but would close every window at once
+        ({"text": "x", "ts": NOW_MS + 60_001}, "ts_out_of_range"),
+        ({"text": "x", "ts": -1}, "ts_out_of_range"),
+        ({"text": "x", "ts": "0001-01-01T00:00:00Z"}, "ts_out_of_range"),  # before 1970, like a negative number
+        (b'{"text": "' + b"x" * 10_000 + b'"}', "record_too_large"),
     ],
 )
 def test_bad_input_becomes_a_dead_letter_with_a_reason(raw, error):
@@ -67,14 +82,47 @@ def test_bad_input_becomes_a_dead_letter_with_a_reason(raw, error):
 def test_undecodable_bytes_are_kept_whole():
     record = parse(b"\xff\xfe{").to_record()
     assert base64.b64decode(record["raw_base64"]) == b"\xff\xfe{"
+    assert record["raw_size"] == 3 and "raw_truncated" not in record
+
+
+def test_event_time_bounds():
+    assert parse({"text": "x", "ts": NOW_MS + 60_000}).ts == NOW_MS + 60_000  # at the allowance: accepted
+    assert parse({"text": "x", "ts": 0}).ts == 0
+    assert parse({"text": "x", "ts": "1999-01-01T00:00:00Z"}).ts == 915_148_800_000  # old events are fine (late)
+    no_ts = parse({"text": "x"}, timestamp_ms=NOW_MS + 10**12)  # a producer's clock far ahead: Kafka time checked too
+    assert no_ts.error == "ts_out_of_range" and "Kafka timestamp" in no_ts.reason
+
+
+@pytest.mark.parametrize("raw", [b"\xff" * 400_000, b"x" * 50_000_000, orjson.dumps({"text": "a" * 5_000_000})])
+def test_a_dead_letter_of_a_huge_record_is_bounded_and_says_how_big_it_was(raw):
+    letter = parse(raw, limits=InputLimits(max_record_bytes=1024 * 1024))
+    assert isinstance(letter, DeadLetter)
+    record = letter.to_record()
+    # Far below Kafka's 1 MB whatever came in: at most the excerpt as text (each invalid byte shown as a 3-byte U+FFFD)
+    # plus its base64.
+    assert len(orjson.dumps(record)) < 5 * DEAD_LETTER_RAW_BYTES
+    assert record["raw_size"] == len(raw) and record["raw_truncated"] is True
+    assert raw.startswith(base64.b64decode(record["raw_base64"]) if "raw_base64" in record else record["raw"].encode())
+
+
+def test_a_cut_through_a_multibyte_character_is_not_taken_for_invalid_utf8():
+    raw = ("é" * DEAD_LETTER_RAW_BYTES).encode()  # two bytes each: the cut falls between the two of one character
+    record = DeadLetter("record_too_large", "too big", b"x" + raw, "t", 0, 0).to_record()
+    assert "raw_base64" not in record and record["raw"].startswith("xé")
+
+
+def test_a_long_reason_is_cut():
+    record = DeadLetter("invalid_ts", "r" * 10_000, b"{}", "t", 0, 0).to_record()
+    assert len(record["reason"]) < 600
 
 
 def test_timestamps():
     assert parse_timestamp(None, default_ms=5) == 5
     assert parse_timestamp(1.5e12, default_ms=0) == 1_500_000_000_000
     assert parse_timestamp("1970-01-01T00:00:01+00:00", default_ms=0) == 1000
+    assert parse_timestamp(-1, default_ms=0) == -1  # the range is parse_text_event's to check
     with pytest.raises(ValueError):
-        parse_timestamp(-1, default_ms=0)
+        parse_timestamp(True, default_ms=0)
 
 
 def test_review_margin_and_record():
