@@ -57,7 +57,7 @@ def main() -> None:
     from models.retraining import new_data_macro_f1
     from stream.broker import EmbeddedBroker
     from stream.tools import send_values
-    from stream.trainer import TrainerJob
+    from stream.trainer import Skipped, TrainerJob
 
     data = Path(args.data)
     settings = Settings.from_env()
@@ -102,6 +102,8 @@ def main() -> None:
         )
         started = time.perf_counter()
         result = asyncio.run(TrainerJob(cycle_settings).run_once(force=True))
+        if isinstance(result, Skipped):
+            raise SystemExit(f"no cycle ran: {result.reason}")
         cycle_seconds = time.perf_counter() - started
         after_model = EmotionClassifier.from_pretrained(result.version.path, device=settings.device, quantize="off")
         after = new_data_macro_f1(after_model, test)

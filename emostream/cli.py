@@ -231,7 +231,7 @@ def _load_classifier(settings: Settings, model_ref: str):
 
 @cli.group()
 def models() -> None:
-    """List, inspect, promote and roll back model versions in the registry."""
+    """List, inspect, promote, roll back and prune model versions in the registry."""
 
 
 @models.command("list")
@@ -290,6 +290,16 @@ def models_rollback(settings: Settings, announce: bool) -> None:
     log.info("rolled back", version=info.version)
     _announce(settings, info, announce)
     _emit(info.to_dict())
+
+
+@models.command("prune")
+@click.pass_obj
+def models_prune(settings: Settings) -> None:
+    """Remove versions no longer needed (see EMOSTREAM_REGISTRY_KEEP and EMOSTREAM_REGISTRY_KEEP_REJECTED)."""
+    from models.registry import ModelRegistry
+
+    removed = ModelRegistry(settings.registry_dir).prune(settings.registry_keep, settings.registry_keep_rejected)
+    _emit({"removed": removed})
 
 
 def _announce(settings: Settings, info, announce: bool) -> None:
@@ -398,14 +408,14 @@ def trainer(settings: Settings, once: bool) -> None:
     """Run the retraining side job: cycles on new feedback, the promotion gate, announcements to workers."""
     import asyncio
 
-    from stream.trainer import TrainerJob
+    from stream.trainer import Skipped, TrainerJob
 
     job = TrainerJob(settings)
     if once:
         result = asyncio.run(job.run_once(force=True))
         _emit(
-            {"ran": False}
-            if result is None
+            {"ran": False, "reason": result.reason}
+            if isinstance(result, Skipped)
             else {
                 "ran": True,
                 "version": result.version.version,

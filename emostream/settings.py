@@ -100,6 +100,15 @@ class Settings:
         "Base training examples mixed into each retraining cycle (against forgetting).", default=2000
     )
     retrain_epochs: int = _env("Epochs of a retraining cycle.", default=2)
+    registry_keep: int = _env(
+        "Versions kept, besides the current one, among those that were current before (what rollback goes back to); "
+        "older ones are removed after each retraining cycle (and by `emostream models prune`).",
+        default=3,
+    )
+    registry_keep_rejected: float = _env(
+        "Seconds a candidate the promotion gate rejected is kept for inspection before it is removed.",
+        default=7 * 24 * 3600.0,
+    )
     base_data: str = _env(
         "The base dataset for replay and the gate [default: $EMOSTREAM_DATA_DIR/emotion].", default=""
     )
@@ -189,6 +198,10 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.registry_keep < 0 or self.registry_keep_rejected < 0 or self.max_ts_ahead < 0:
+            raise SettingsError(
+                f"{PREFIX}REGISTRY_KEEP, {PREFIX}REGISTRY_KEEP_REJECTED and {PREFIX}MAX_TS_AHEAD must not be negative"
+            )
         if not (0 <= self.review_margin <= 1 and 0 <= self.review_rate <= 1):
             raise SettingsError(f"{PREFIX}REVIEW_MARGIN and {PREFIX}REVIEW_RATE must lie between 0 and 1")
         if self.hopping_step > self.hopping_window or self.window_grace < 0:

@@ -5,8 +5,13 @@ Layout of ``EMOSTREAM_REGISTRY_DIR``::
     versions/v0001/   HF checkpoint (safetensors only) + metrics.json + README.md (card) + labels.json
                       + confusion_matrix.png + manifest.json (size and sha256 of every file, written last)
     current           the served version's name; replaced with os.replace, so readers see the old or the new one
-    history.jsonl     append-only log of register/promote/rollback; rollback replays it
-    .staging/         versions being copied in; a folder appears under versions/ only once complete (one rename)
+    history.jsonl     append-only log of register/promote/rollback/prune; rollback replays it
+    .staging/         versions being copied in; a folder appears under versions/ only once complete (one rename).
+                      Each copy holds a lock on its ``<name>.lock`` while it runs, so copies left by a killed process
+                      are told apart from running ones and removed by the next ``register``.
+
+Retention (:meth:`ModelRegistry.prune`): the current version, the last few that were current before it, versions never
+promoted nor rejected (an operator's), and gate-rejected candidates for a while are kept; the rest is removed.
 
 A version whose manifest is missing, whose files differ from it, or that holds a pickle-based weight file is refused
 with :class:`CorruptVersionError`. Version names are checked against ``VERSION_PATTERN`` wherever they are read (the
@@ -16,6 +21,7 @@ Mutations hold an exclusive lock on ``.lock``, so concurrent trainers and CLI ca
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import fcntl
 import hashlib
@@ -152,7 +158,11 @@ class ModelRegistry:
         staging_root = self.root / ".staging"
         staging_root.mkdir(parents=True, exist_ok=True)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=staging_root))
+        _remove_abandoned_copies(staging_root)
+        handle, lock_name = tempfile.mkstemp(dir=staging_root, suffix=".lock")
+        fcntl.flock(handle, fcntl.LOCK_EX)  # held while the copy runs: tells it from one a killed process left
+        staging = Path(lock_name).with_suffix("")
+        staging.mkdir()
         try:
             for file in sorted(p for p in source.rglob("*") if p.is_file() and p.name != MANIFEST):
                 target = staging / file.relative_to(source)
@@ -172,6 +182,8 @@ class ModelRegistry:
                     self._set_current(version, "promote")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            Path(lock_name).unlink(missing_ok=True)
+            os.close(handle)
         return self.info(version)
 
     def promote(self, version: str) -> VersionInfo:
@@ -192,7 +204,50 @@ class ModelRegistry:
             self._set_current(target, "rollback")
         return self.info(target)
 
+    def prune(self, keep_previous: int, keep_rejected_seconds: float, *, now: float | None = None) -> list[str]:
+        """Remove the versions nobody needs any more; return their names.
+
+        Kept: the current version; the ``keep_previous`` versions most recently current before it (what rollback goes
+        back to); versions never current and not rejected by the promotion gate (an operator registered them); and
+        gate-rejected candidates younger than ``keep_rejected_seconds`` (for inspection). Removed: versions that were
+        current once and are older than that, and rejected candidates past their time.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        with self._lock():
+            current = self.current_version()
+            served = [v for v in self._ever_current() if v != current]  # most recently current first
+            keep = {current, *served[:keep_previous]}
+            for info in self.versions():
+                if info.version in keep:
+                    continue
+                gate = info.metrics.get("gate")
+                rejected = isinstance(gate, dict) and gate.get("promoted") is False
+                expired = rejected and now - _epoch(info.created_at) > keep_rejected_seconds
+                if info.version not in served and not expired:
+                    continue
+                trash = self.root / f".trash-{info.version}-{os.getpid()}"
+                os.rename(info.path, trash)  # gone from versions/ in one step, then deleted
+                shutil.rmtree(trash, ignore_errors=True)
+                self._log("prune", info.version)
+                removed.append(info.version)
+        return removed
+
     # --- internals --------------------------------------------------------------------------------------------------
+
+    def _ever_current(self) -> list[str]:
+        """Every version that was ever made current (promoted or rolled back to), most recently current first."""
+        last: dict[str, int] = {}
+        for index, event in enumerate(self._history()):
+            if event.get("action") in ("promote", "rollback"):
+                last[event["version"]] = index
+        return sorted(last, key=last.__getitem__, reverse=True)
+
+    def _history(self) -> list[dict[str, Any]]:
+        history = self.root / "history.jsonl"
+        if not history.is_file():
+            return []
+        return [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def _existing(self, version: str) -> Path:
         """The folder of the registered version ``version``; a name that is not a version name is refused before it
@@ -227,14 +282,11 @@ class ModelRegistry:
 
     def _promotion_stack(self) -> list[str]:
         stack: list[str] = []
-        history = self.root / "history.jsonl"
-        if history.is_file():
-            for line in history.read_text(encoding="utf-8").splitlines():
-                event = json.loads(line)
-                if event["action"] == "promote":
-                    stack.append(event["version"])
-                elif event["action"] == "rollback" and stack:
-                    stack.pop()
+        for event in self._history():
+            if event["action"] == "promote":
+                stack.append(event["version"])
+            elif event["action"] == "rollback" and stack:
+                stack.pop()
         return stack
 
     def _log(self, action: str, version: str, **extra: Any) -> None:
@@ -251,6 +303,30 @@ class ModelRegistry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_abandoned_copies(staging_root: Path) -> None:
+    """Delete copies into ``.staging`` whose process is gone (killed inside ``register``): a copy's lock file is
+    locked for as long as its process runs."""
+    for lock_path in staging_root.glob("*.lock"):
+        with contextlib.suppress(FileNotFoundError), lock_path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a copy in progress
+            shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+    for folder in staging_root.iterdir():  # copies from before the lock files: no copy runs for an hour
+        if folder.is_dir() and not folder.with_suffix(".lock").exists() and time.time() - folder.stat().st_mtime > 3600:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _epoch(created_at: str) -> float:
+    """Seconds since 1970 of a manifest's ``created_at`` (0 when it is missing or unreadable: counts as old)."""
+    try:
+        return float(calendar.timegm(time.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return 0.0
 
 
 def refuse_pickles(folder: Path) -> None:

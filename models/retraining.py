@@ -33,6 +33,9 @@ from models.training import FineTuner, TrainingConfig
 
 log = structlog.get_logger(__name__)
 
+# Fewer examples than this make the held-out part too small for the gate's macro-F1 to mean anything.
+MIN_FEEDBACK = 20
+
 
 @dataclass(frozen=True)
 class CycleConfig:
@@ -105,6 +108,8 @@ def run_cycle(registry: ModelRegistry, feedback: LabelledTexts, base: Splits, co
     """Run one cycle on ``feedback`` (single-label) and register the candidate, promoted or not."""
     if feedback.multi_label:
         raise DataError("feedback with several labels per text cannot retrain a single-label model")
+    if len(feedback) < MIN_FEEDBACK:
+        raise DataError(f"too little feedback ({len(feedback)}) for a cycle: at least {MIN_FEEDBACK} examples")
     current_path = registry.resolve("current")
     current = EmotionClassifier.from_pretrained(current_path, device=config.device, quantize="off")
     used = sorted({feedback.labels[t[0]] for t in feedback.targets})

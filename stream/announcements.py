@@ -23,7 +23,7 @@ from stream.tools import bootstrap_servers
 log = structlog.get_logger(__name__)
 
 
-MAX_ANNOUNCEMENT_BYTES = 64 * 1024
+MAX_ANNOUNCEMENT_BYTES = 64 * 1024  # an announcement is a few hundred bytes; larger records are not decoded
 
 
 async def _handle(record: Any, on_announcement: Callable[[Any], Awaitable[Any]]) -> None:
@@ -89,8 +89,6 @@ async def follow(
     """
     await ensure_topic(broker_url, topic)
     consumer = AIOKafkaConsumer(
-        # Announcements are a few hundred bytes: a larger record is not read whole.
-        max_partition_fetch_bytes=MAX_ANNOUNCEMENT_BYTES,
         bootstrap_servers=bootstrap_servers(broker_url),
         group_id=None,
         enable_auto_commit=False,

@@ -61,28 +61,44 @@ def snapshot(examples: list[FeedbackExample]) -> LabelledTexts:
     return LabelledTexts([e.text for e in rows], [(position[e.label],) for e in rows], labels, False, "feedback")
 
 
-async def read_topic(broker_url: str, topic: str, timeout: float = 30.0) -> list[tuple[int, int, bytes | None]]:
-    """Every record currently in ``topic`` as ``(partition, offset, value)``, read from the beginning to the end."""
+@dataclass(frozen=True)
+class TopicContents:
+    """Every record of a topic as ``(partition, offset, value)``, and per partition the offset after the last one."""
+
+    records: list[tuple[int, int, bytes | None]]
+    ends: dict[int, int]
+
+
+async def read_topic(broker_url: str, topic: str, timeout: float = 30.0) -> TopicContents:
+    """Every record currently in ``topic``, read from the beginning to the end."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
     )
     await consumer.start()
     try:
         if topic not in await consumer.topics():  # also refreshes the metadata that partitions_for_topic reads
-            return []
+            return TopicContents([], {})
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
-            return []
+            return TopicContents([], {})
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records: list[tuple[int, int, bytes | None]] = []
         deadline = time.monotonic() + timeout
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+        # Until every partition reached its end offset and a fetch came back empty: Tansu 0.6 (the embedded broker)
+        # reports an end offset of 1 for a partition that holds many records, so the end offsets alone would stop the
+        # reading early.
+        fetched = True
+        while fetched or [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
             batch = await consumer.getmany(timeout_ms=200)
+            fetched = any(batch.values())
             records.extend((r.partition, r.offset, r.value) for rs in batch.values() for r in rs)
-        return records
+        read_ends = {tp.partition: end for tp, end in ends.items()}
+        for partition, offset, _ in records:
+            read_ends[partition] = max(read_ends[partition], offset + 1)
+        return TopicContents(records, read_ends)
     finally:
         await consumer.stop()

@@ -2,8 +2,9 @@
 
 It rebuilds the feedback snapshot from ``emotion.feedback``, dead-letters invalid feedback once, and when enough new
 examples arrived (``EMOSTREAM_TRAINER_MIN_NEW``) or a period passed with some (``EMOSTREAM_TRAINER_EVERY``), runs a
-cycle (``models.retraining``); a promoted version is announced on ``emotion.models`` so workers swap it in. Its small
-state (what it trained on, which offsets it dead-lettered) lives in the registry folder, written atomically; the topic
+cycle (``models.retraining``); a promoted version is announced on ``emotion.models`` so workers swap it in, and old
+versions are pruned (``EMOSTREAM_REGISTRY_KEEP``, ``EMOSTREAM_REGISTRY_KEEP_REJECTED``). Its small state (the offsets
+it trained on and dead-lettered, per topic and partition) lives in the registry folder, written atomically; the topic
 stays the source of truth. Killed mid-cycle, it leaves the registry untouched: versions appear by one rename.
 """
 
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -22,17 +24,29 @@ import structlog
 from emostream.settings import Settings
 from models.data import load_splits
 from models.registry import ModelRegistry
-from models.retraining import CycleConfig, CycleResult, run_cycle
+from models.retraining import MIN_FEEDBACK, CycleConfig, CycleResult, run_cycle
 from stream.announcements import announce
-from stream.feedback import FeedbackExample, parse_feedback, read_topic, snapshot
+from stream.feedback import FeedbackExample, TopicContents, parse_feedback, read_topic, snapshot
 from stream.schemas import InputLimits
 from stream.tools import send_values
 
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A check that ran no cycle, and why."""
+
+    reason: str
+
+
 class TrainerJob:
-    """Feedback in, retraining cycles out."""
+    """Feedback in, retraining cycles out.
+
+    Its state says, per feedback topic and partition, up to which offset the examples were trained on and invalid
+    records dead-lettered, so a new topic starts from nothing and a record is dead-lettered once. A topic whose
+    end offsets went below those (recreated) starts again from nothing.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,11 +54,15 @@ class TrainerJob:
         self.state_path = self.registry.root / "trainer-state.json"
 
     def load_state(self) -> dict:
-        """What the last run left: examples trained on, time of the last cycle, dead-lettered offsets."""
+        """What the last run left: ``{"last_cycle": seconds, "topics": {topic: {"trained": {partition: offset},
+        "dead_lettered": {partition: offset}}}}`` (offsets are the next one to look at)."""
         try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {"trained_on": 0, "last_cycle": 0.0, "dead_lettered": {}}
+            state = {}
+        if "topics" not in state:  # nothing yet, or the first format (a global count): start over
+            state = {"last_cycle": state.get("last_cycle", 0.0), "topics": {}}
+        return state
 
     def save_state(self, state: dict) -> None:
         """Write the state atomically."""
@@ -53,47 +71,66 @@ class TrainerJob:
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
-    async def collect(self, state: dict) -> list[FeedbackExample]:
-        """Read the whole feedback topic; dead-letter invalid records not dead-lettered before."""
+    def topic_state(self, state: dict, ends: dict[int, int]) -> dict:
+        """The feedback topic's part of ``state`` (created if new; reset if the topic was recreated)."""
+        topic = self.settings.topic_feedback
+        marks = state["topics"].setdefault(topic, {"trained": {}, "dead_lettered": {}})
+        behind = [
+            int(p)
+            for kind in ("trained", "dead_lettered")
+            for p, offset in marks[kind].items()
+            if ends.get(int(p), 0) < offset
+        ]
+        if behind:
+            log.warning("feedback topic was recreated: reading it as new", topic=topic, partitions=sorted(set(behind)))
+            marks = state["topics"][topic] = {"trained": {}, "dead_lettered": {}}
+        return marks
+
+    async def collect(self, contents: TopicContents, marks: dict) -> list[FeedbackExample]:
+        """The valid examples of ``contents``; invalid records past the dead-letter marks go to the dead-letter topic
+        (and the marks move past them)."""
         settings = self.settings
+        limits = InputLimits.from_settings(settings)
         examples, letters = [], []
-        for partition, offset, value in await read_topic(settings.broker_url, settings.topic_feedback):
+        for partition, offset, value in contents.records:
             parsed = parse_feedback(
-                value,
-                topic=settings.topic_feedback,
-                partition=partition,
-                offset=offset,
-                limits=InputLimits.from_settings(settings),
+                value, topic=settings.topic_feedback, partition=partition, offset=offset, limits=limits
             )
             if isinstance(parsed, FeedbackExample):
                 examples.append(parsed)
-            elif offset >= state["dead_lettered"].get(str(partition), 0):
+            elif offset >= marks["dead_lettered"].get(str(partition), 0):
                 letters.append(parsed)
         if letters:
             await send_values(settings.broker_url, settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters])
             for letter in letters:
-                log.warning("invalid feedback", error=letter.error, reason=letter.reason, offset=letter.offset)
-                done = state["dead_lettered"].get(str(letter.partition), 0)
-                state["dead_lettered"][str(letter.partition)] = max(done, letter.offset + 1)
-            self.save_state(state)
+                log.warning("invalid feedback", error=letter.error, reason=letter.reason[:200], offset=letter.offset)
+                done = marks["dead_lettered"].get(str(letter.partition), 0)
+                marks["dead_lettered"][str(letter.partition)] = max(done, letter.offset + 1)
         return examples
 
-    def due(self, state: dict, examples: int, *, now: float) -> bool:
-        """Whether a cycle should run now."""
-        new = examples - state["trained_on"]
+    def due(self, state: dict, new: int, *, now: float) -> bool:
+        """Whether ``new`` examples since the last cycle start one now (enough of them, or the period is over)."""
         if new <= 0:
             return False
         return new >= self.settings.trainer_min_new or now - state["last_cycle"] >= self.settings.trainer_every
 
-    async def run_once(self, *, force: bool = False) -> CycleResult | None:
-        """Collect feedback and, if due (or ``force`` and there is any), run one cycle."""
+    async def run_once(self, *, force: bool = False) -> CycleResult | Skipped:
+        """Collect feedback and, if a cycle is due (or ``force``: whenever there is something new), run one."""
         self._clean_leftovers()
-        state = self.load_state()
-        examples = await self.collect(state)
-        if not examples or not (force or self.due(state, len(examples), now=time.time())):
-            log.info("no retraining due", feedback=len(examples), trained_on=state["trained_on"])
-            return None
         settings = self.settings
+        state = self.load_state()
+        contents = await read_topic(settings.broker_url, settings.topic_feedback)
+        marks = self.topic_state(state, contents.ends)
+        examples = await self.collect(contents, marks)
+        self.save_state(state)
+        new = [e for e in examples if e.offset >= marks["trained"].get(str(e.partition), 0)]
+        examples_now = snapshot(examples)
+        if not new:
+            return self._skip("nothing new since the last cycle", feedback=len(examples_now))
+        if len(examples_now) < MIN_FEEDBACK:
+            return self._skip(f"waiting for at least {MIN_FEEDBACK} examples", feedback=len(examples_now))
+        if not (force or self.due(state, len(new), now=time.time())):
+            return self._skip("no retraining due yet", new=len(new), min_new=settings.trainer_min_new)
         base = load_splits(settings.base_data or str(Path(settings.data_dir) / "emotion"))
         config = CycleConfig(
             tolerance=settings.retrain_tolerance,
@@ -102,8 +139,9 @@ class TrainerJob:
             max_length=settings.max_length,
             device=settings.device,
         )
-        result = await asyncio.to_thread(run_cycle, self.registry, snapshot(examples), base, config)
-        state.update(trained_on=len(examples), last_cycle=time.time())
+        result = await asyncio.to_thread(run_cycle, self.registry, examples_now, base, config)
+        marks["trained"] = {str(partition): end for partition, end in contents.ends.items()}
+        state["last_cycle"] = time.time()
         self.save_state(state)
         if result.decision.promoted:
             await announce(settings.broker_url, settings.topic_models, result.version)
@@ -114,10 +152,14 @@ class TrainerJob:
             reason=result.decision.reason,
             new_labels=result.new_labels,
         )
+        pruned = self.registry.prune(settings.registry_keep, settings.registry_keep_rejected)
+        if pruned:
+            log.info("old versions removed", versions=pruned)
         return result
 
     async def run_forever(self) -> None:
-        """Check for a due cycle every ``EMOSTREAM_TRAINER_POLL`` seconds, unattended."""
+        """Check for a due cycle every ``EMOSTREAM_TRAINER_POLL`` seconds, unattended; a failed check or cycle is
+        logged and tried again at the next one (the service does not exit on it)."""
         log.info(
             "trainer running",
             feedback=self.settings.topic_feedback,
@@ -125,8 +167,16 @@ class TrainerJob:
             every=self.settings.trainer_every,
         )
         while True:
-            await self.run_once()
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("retraining check failed: trying again later", retry_in=self.settings.trainer_poll)
             await asyncio.sleep(self.settings.trainer_poll)
+
+    @staticmethod
+    def _skip(reason: str, **details: int) -> Skipped:
+        log.info("no retraining", reason=reason, **details)
+        return Skipped(reason)
 
     def _clean_leftovers(self) -> None:
         """Remove scratch folders of a cycle that was killed (they are never versions)."""

@@ -103,7 +103,13 @@ def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedba
 
     dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=20, settle=1.0))
     assert sorted(orjson.loads(value)["error"] for _, value, _ in dead) == ["invalid_json", "invalid_label"]
-    assert trainer_once(env).exit_code == 0
+    again = trainer_once(env)
+    assert again.exit_code == 0
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == {
+        "ran": False,
+        "reason": "nothing new since the last cycle",
+    }
+    assert [v.version for v in registry.versions()] == ["v0001", "v0002"]  # no new version on unchanged feedback
     dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), timeout=3))
     assert len(dead) == 2  # dead-lettered once, not at every cycle
 
@@ -166,6 +172,32 @@ def test_the_trainer_runs_unattended_and_cycles_when_enough_feedback_arrived(tra
             time.sleep(1)
         assert [v.version for v in registry.versions()] == ["v0001", "v0002"], log_path.read_text()[-3000:]
         assert trainer.poll() is None  # still running, waiting for more feedback
+    finally:
+        trainer.terminate()
+        trainer.wait(timeout=30)
+
+
+def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
+    stream_env_factory, served_registry, tmp_path
+):
+    shutil.copytree(served_registry.root, tmp_path / "registry")
+    env = stream_env_factory(tmp_path / "registry")
+    environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "0.5"}  # otherwise the defaults: a fresh state is due
+    log_path = tmp_path / "trainer.log"
+    with log_path.open("wb") as log_file:
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "emostream", "trainer"], env=environment, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        first = orjson.dumps({"id": "f1", "text": "what a lovely surprise", "label": "joy"})
+        asyncio.run(send_values(env.broker.url, env.topic("feedback"), [first]))
+        deadline = time.monotonic() + 120
+        while b"waiting for at least" not in log_path.read_bytes():
+            assert trainer.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        assert trainer.poll() is None  # still running, waiting for more
+        assert [v.version for v in ModelRegistry(tmp_path / "registry").versions()] == ["v0001"]
     finally:
         trainer.terminate()
         trainer.wait(timeout=30)

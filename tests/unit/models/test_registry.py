@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -132,3 +133,48 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused_without_walking_it(registr
         registry.resolve("/")  # a walk of the whole file system would take minutes
     run = make_run(tmp_path / "plain")
     assert registry.resolve(str(run)) == run
+
+
+def test_a_copy_left_by_a_killed_register_is_removed_by_the_next_one(registry, tmp_path):
+    import subprocess
+    import sys
+
+    registry.register(make_run(tmp_path / "r1"), promote=True)
+    staging = registry.root / ".staging"
+    # A process that starts a copy the way register does and is killed in the middle of it.
+    script = (
+        "import fcntl, os, sys, tempfile, pathlib, time\n"
+        f"h, name = tempfile.mkstemp(dir={str(staging)!r}, suffix='.lock')\n"
+        "fcntl.flock(h, fcntl.LOCK_EX)\n"
+        "d = pathlib.Path(name).with_suffix(''); d.mkdir(); (d / 'model.safetensors').write_bytes(b'x' * 1000)\n"
+        "print('copying', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert child.stdout.readline() == b"copying\n"
+    registry.register(make_run(tmp_path / "r2"))
+    assert len(list(staging.iterdir())) == 2  # the running copy is left alone
+    child.kill()
+    child.wait()
+    registry.register(make_run(tmp_path / "r3"))
+    assert list(staging.iterdir()) == []
+    assert [v.version for v in registry.versions()] == ["v0001", "v0002", "v0003"]
+
+
+def test_prune_keeps_current_recent_previous_operator_versions_and_young_rejects(registry, tmp_path):
+    def rejected_run(name):
+        run = make_run(tmp_path / name)
+        metrics = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**metrics, "gate": {"promoted": False}}))
+        return run
+
+    for i in range(1, 5):
+        registry.register(make_run(tmp_path / f"p{i}"), promote=True)  # v0001..v0004, each current in turn
+    registry.register(rejected_run("rejected"))  # v0005: a gate-rejected candidate
+    registry.register(make_run(tmp_path / "manual"))  # v0006: registered by an operator, never promoted
+    now = time.time()
+    assert registry.prune(keep_previous=2, keep_rejected_seconds=3600, now=now) == ["v0001"]
+    assert [v.version for v in registry.versions()] == ["v0002", "v0003", "v0004", "v0005", "v0006"]
+    assert registry.rollback().version == "v0003"  # what rollback needs is still there
+    assert registry.prune(keep_previous=1, keep_rejected_seconds=3600, now=now + 7200) == ["v0002", "v0005"]
+    assert [v.version for v in registry.versions()] == ["v0003", "v0004", "v0006"]
+    assert registry.current_version() == "v0003"
