@@ -6,12 +6,13 @@ windows, model. Creating the app connects to nothing; the worker does when it st
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import faust
 
-from emostream.logs import configure_logging
+from emostream.logs import RepeatFilter, configure_logging
 from emostream.settings import Settings
 from stream import announcements
 from stream.agents import WorkerStats, register_agents
@@ -19,6 +20,7 @@ from stream.aggregation import WindowAggregator, WindowSpec
 from stream.liveness import StallGuard, watch_input
 from stream.serving import ModelServer
 from stream.topics import Topics
+from stream.topology import TopicSpec, watch_topics
 from stream.transport import Transport
 from stream.views import register_views
 
@@ -41,7 +43,7 @@ class WorkerApp(faust.App):
 
 
 class Worker(faust.Worker):
-    """faust.Worker without the terminal spinner.
+    """faust.Worker without the terminal spinner, and with repeated library warnings held back (``RepeatFilter``).
 
     At log level ``warn`` and above Faust installs a spinner that turns on every log record, and sets the root logger to
     DEBUG for it, so every debug call in Faust and aiokafka (several per event) builds a record that is then thrown
@@ -51,6 +53,12 @@ class Worker(faust.Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # A broker outage makes Faust and aiokafka log the same warning ~100 times a second: once per 10 s is enough.
+        for handler in logger.handlers:
+            handler.addFilter(RepeatFilter())
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -104,6 +112,26 @@ def create_app(settings: Settings) -> faust.App:
     register_agents(app, settings, topics, server, state, aggregator, stats, guard)
     watch_input(app, guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
     register_views(app, state, aggregator, stats, server)
+
+    needed = [
+        TopicSpec(topic.get_topic_name(), settings.partitions)
+        for topic in (
+            topics.texts,
+            topics.labelled,
+            topics.aggregates,
+            topics.dlq,
+            topics.review,
+            topics.aggregation_input,
+        )
+    ]
+    needed += [
+        TopicSpec(state.changelog_topic.get_topic_name(), settings.partitions, compacted=True),
+        TopicSpec(settings.topic_models, 1),
+    ]
+
+    @app.task
+    async def watch_for_lost_topics() -> None:
+        await watch_topics(settings.broker_url, needed)
 
     @app.task
     async def follow_model_announcements() -> None:

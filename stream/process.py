@@ -27,7 +27,7 @@ class WorkerProcess:
 
     @classmethod
     def start(
-        cls, env: dict[str, str], log_path: Path, *, loglevel: str = "info", timeout: float = 90
+        cls, env: dict[str, str], log_path: Path, *, loglevel: str = "info", timeout: float = 240
     ) -> WorkerProcess:
         """Start a worker with ``env`` (which must set ``EMOSTREAM_WEB_PORT``) and wait until it answers."""
         with log_path.open("wb") as log_file:
@@ -44,10 +44,10 @@ class WorkerProcess:
 
     def get(self, path: str) -> Any:
         """GET a web view (``/stats``, ``/aggregates``) and decode its JSON."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as response:
             return orjson.loads(response.read())
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 240) -> None:
         """Wait until the web view answers; raise with the log's tail if the process dies or takes too long."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -60,7 +60,7 @@ class WorkerProcess:
                 time.sleep(0.3)
         raise RuntimeError(f"the worker did not answer within {timeout:.0f} s:\n{self.log()}")
 
-    def wait_assigned(self, topic: str, timeout: float = 60) -> list[str]:
+    def wait_assigned(self, topic: str, timeout: float = 180) -> list[str]:
         """Wait until the worker holds at least one partition of ``topic``; return those it holds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

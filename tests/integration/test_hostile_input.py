@@ -28,7 +28,7 @@ async def send_records(broker_url, topic, records):
     await producer.start()
     try:
         for record in records:
-            await producer.send(topic, record.value)
+            await producer.send(topic, record.value, key=b"no-value" if record.value is None else None)
         await producer.flush()
     finally:
         await producer.stop()

@@ -1,0 +1,77 @@
+"""A watch on the topics the worker reads and writes: a broker that lost them must not swallow the outputs in silence.
+
+Tansu's memory engine loses every topic when it restarts, and then accepts records for topics that no longer exist
+without storing them; a topic deleted by hand does the same on a broker that creates topics on demand. The worker
+would acknowledge such outputs, commit its input and report success. The watch lists the broker's topics every few
+seconds; when some of the worker's are missing it says so as an error (which topics, that records sent to them since
+are gone, and that durable storage avoids it) and creates them again with their partitions, so what follows is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream.tools import bootstrap_servers
+
+log = structlog.get_logger(__name__)
+
+CHECK_SECONDS = 5.0
+REPEAT_SECONDS = 60.0  # while topics stay missing, the error is repeated this often, not at every check
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the worker needs: its name, partitions and whether it is compacted (a table's changelog)."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+
+    def new_topic(self) -> NewTopic:
+        """The creation request (replication 1: what Faust declares with the worker's settings)."""
+        configs = {"cleanup.policy": "compact"} if self.compacted else {}
+        return NewTopic(self.name, self.partitions, 1, topic_configs=configs)
+
+
+def missing(needed: list[TopicSpec], existing: set[str]) -> list[TopicSpec]:
+    """The specs whose topic is not among ``existing``."""
+    return [spec for spec in needed if spec.name not in existing]
+
+
+async def watch_topics(broker_url: str, needed: list[TopicSpec], interval: float = CHECK_SECONDS) -> None:
+    """Check every ``interval`` seconds that the ``needed`` topics exist; recreate missing ones (runs until
+    cancelled). A broker that cannot be reached is left to the clients that use it (they retry and log)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    last_error = float("-inf")
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                gone = missing(needed, set(await admin.list_topics()))
+            except Exception as exc:  # the broker is away: nothing to compare with
+                log.debug("topic check skipped", error=repr(exc))
+                continue
+            if not gone:
+                continue
+            now = asyncio.get_running_loop().time()
+            if now - last_error >= REPEAT_SECONDS:
+                last_error = now
+                log.error(
+                    "topics missing on the broker: records sent to them since they went are lost; creating them again "
+                    "(a broker on durable storage keeps its topics across restarts)",
+                    topics=[spec.name for spec in gone],
+                )
+            try:
+                await admin.create_topics([spec.new_topic() for spec in gone])
+            except TopicAlreadyExistsError:
+                pass  # another worker of the group was first
+            except Exception as exc:
+                log.warning("could not create the missing topics yet", error=repr(exc))
+    finally:
+        await admin.close()
