@@ -11,9 +11,10 @@ Faults (``--faults``, all by default):
 - ``corrupt-promote``: under load, the registry's ``current`` is pointed at a version whose weights were damaged
   after registration, and announced; the worker must refuse it and go on with the old model (and ``promote`` of a
   version that does not exist must fail). Recovery: none needed; the column shows the longest gap between records.
-- ``broker-restart``: the embedded broker (memory storage) is stopped and started again on the same port. Its topics
-  and committed offsets are gone, so the run counts what the worker says (it must report the lost topics, not spin
-  or die) and what it labels of the events sent after the restart.
+- ``broker-restart``: a broker of the run's own is stopped for 5 s and started again on the same port. On durable
+  storage (``--storage s3``, the default: Tansu on a local moto S3 server) nothing may be lost. On memory storage its
+  topics and committed offsets are gone, so the run counts what the worker says (it must report the lost topics,
+  not spin or die) and what it labels of the events sent from 5 s after the restart.
 
     python bench/chaos.py [--runs 10] [--faults worker-kill,inference-kill,...] [--rate 100] [--events 1200]
 
@@ -103,6 +104,7 @@ class Bench:
         from models.registry import ModelRegistry
 
         self.scratch, self.broker, self.texts, self.rate, self.events = scratch, broker, texts, rate, events
+        self.s3 = None  # an S3Store when the broker restarts on durable storage
         tiny_model(scratch / "tiny")
         self.registry_template = ModelRegistry(scratch / "registry-template")
         self.registry_template.register(scratch / "tiny", promote=True)
@@ -213,9 +215,12 @@ class Bench:
         return result
 
     def broker_restart(self, run_id: str) -> RunResult:
+        """Durable storage (``--storage s3``): nothing may be lost. Memory storage: everything before the restart is
+        gone with the broker; the worker must say so and label what is sent 5 s after it."""
         from stream.broker import EmbeddedBroker
 
-        shared, self.broker = self.broker, EmbeddedBroker().start()  # a broker of its own, to restart
+        options = self.s3.bucket(f"chaos-{run_id}") if self.s3 else {}
+        shared, self.broker = self.broker, EmbeddedBroker(**options).start()  # a broker of its own, to restart
         worker = None
         try:
             _, env, folder = self.setup(run_id)
@@ -227,6 +232,8 @@ class Bench:
             time.sleep(5)  # the outage
             self.broker.start()
             restarted_at = time.time()
+            if self.s3:
+                return self.finish("broker-restart", env, stream, restarted_at, [worker])
             reported = wait_for(lambda: "topics missing on the broker" in worker.log(10**7), 120, "the report")
             time.sleep(5)
             first_counted = stream.next_id  # sent 5 s after the restart: the worker must label these
@@ -237,15 +244,13 @@ class Bench:
             worker.stop()
             errors = sum('"level": "error"' in line or " ERROR " in line for line in worker.log(10**8).splitlines())
             ids = Counter(r["id"] for r in records)
-            lost = len(wanted - set(ids))
-            duplicates = sum(n - 1 for key, n in ids.items() if key in wanted)
-            note = f"reported {reported}, alive {alive}, {errors} error lines; counted: events sent 5 s after restart"
+            note = f"memory storage: reported {reported}, alive {alive}, {errors} error lines; counted from 5 s after"
             return RunResult(
                 "broker-restart",
                 len(wanted),
                 len(wanted & set(ids)),
-                lost,
-                duplicates,
+                len(wanted - set(ids)),
+                sum(n - 1 for key, n in ids.items() if key in wanted),
                 first_after(records, restarted_at) or float("nan"),
                 note,
             )
@@ -268,8 +273,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="events per second")
     parser.add_argument("--events", type=int, default=1200, help="events per run")
     parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/emotion/test.jsonl"))
+    parser.add_argument(
+        "--storage", choices=("memory", "s3"), default="s3", help="the restarted broker's storage (s3: a moto server)"
+    )
     args = parser.parse_args()
 
+    from bench.harness import S3Store
     from models.data import load_file
     from stream.broker import EmbeddedBroker
 
@@ -277,6 +286,8 @@ def main() -> None:
     results: list[RunResult] = []
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as scratch:
         bench = Bench(Path(scratch), broker, texts, args.rate, args.events)
+        if "broker-restart" in args.faults and args.storage == "s3":
+            bench.s3 = S3Store()
         for fault in args.faults.split(","):
             run = getattr(bench, fault.replace("-", "_"))
             for i in range(args.runs):
@@ -286,6 +297,8 @@ def main() -> None:
                     result = RunResult(fault, 0, 0, -1, -1, float("nan"), f"run failed: {exc!r}"[:300])
                 results.append(result)
                 print(json.dumps(result.__dict__), file=sys.stderr, flush=True)
+        if bench.s3:
+            bench.s3.close()
 
     print(
         f"{args.runs} runs per fault; {args.rate:.0f} events/s, {args.events} events per run; {os.cpu_count()} cores\n"

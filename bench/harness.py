@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -110,3 +111,74 @@ class SteadyStream:
         self._stop.set()
         self._thread.join()
         return self.sent
+
+
+class S3Store:
+    """A local S3-compatible server (moto: ``pip install 'moto[server]'``, or a ``python3`` that has it) for the
+    embedded broker's durable storage; :meth:`bucket` makes a bucket and the broker options that use it."""
+
+    def __init__(self) -> None:
+        import shutil
+        import subprocess
+        import time
+
+        from stream.broker import free_port
+
+        self.port = free_port()
+        python = next(
+            (p for p in (sys.executable, shutil.which("python3")) if p and _has_moto(p)),
+            None,
+        )
+        if python is None:
+            raise RuntimeError("durable broker storage needs moto: pip install 'moto[server]'")
+        self.process = subprocess.Popen(
+            [python, "-m", "moto.server", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "eu-west-2",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "AWS_ALLOW_HTTP": "true",
+        }
+        deadline = time.monotonic() + 30
+        while not _answers(self.port):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError("the moto S3 server did not start")
+            time.sleep(0.2)
+
+    def bucket(self, name: str) -> dict:
+        """Create bucket ``name``; the ``EmbeddedBroker`` options that store topics in it."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/{name}",
+            method="PUT",
+            data=b"<CreateBucketConfiguration><LocationConstraint>eu-west-2</LocationConstraint>"
+            b"</CreateBucketConfiguration>",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        return {"storage": f"s3://{name}/", "env": {**os.environ, **self.env}}
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _has_moto(python: str) -> bool:
+    import subprocess
+
+    return subprocess.run([python, "-c", "import moto.server"], capture_output=True).returncode == 0
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

