@@ -3,8 +3,9 @@
 Tansu's memory engine loses every topic when it restarts, and then accepts records for topics that no longer exist
 without storing them; a topic deleted by hand does the same on a broker that creates topics on demand. The worker
 would acknowledge such outputs, commit its input and report success. The watch lists the broker's topics every few
-seconds; when some of the worker's are missing it says so as an error (which topics, that records sent to them since
-are gone, and that durable storage avoids it) and creates them again with their partitions, so what follows is kept.
+seconds; when some of the worker's that it saw before are missing it says so as an error (which topics, that records
+sent to them since are gone, and that durable storage avoids it) and creates them again with their partitions, so what
+follows is kept. Topics nothing has written to yet are simply created.
 """
 
 from __future__ import annotations
@@ -44,29 +45,37 @@ def missing(needed: list[TopicSpec], existing: set[str]) -> list[TopicSpec]:
 
 
 async def watch_topics(broker_url: str, needed: list[TopicSpec], interval: float = CHECK_SECONDS) -> None:
-    """Check every ``interval`` seconds that the ``needed`` topics exist; recreate missing ones (runs until
-    cancelled). A broker that cannot be reached is left to the clients that use it (they retry and log)."""
+    """Check every ``interval`` seconds that the ``needed`` topics exist, and create missing ones (runs until
+    cancelled). A topic that was there at an earlier check and is gone is reported as lost (an error, repeated once a
+    minute while it stays gone); one never seen is only created (a topic that nothing has written to yet). A broker
+    that cannot be reached is left to the clients that use it (they retry and log)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
-    last_error = float("-inf")
+    seen: set[str] = set()
+    reported: tuple[frozenset[str], float] = (frozenset(), float("-inf"))
     try:
         while True:
             await asyncio.sleep(interval)
             try:
-                gone = missing(needed, set(await admin.list_topics()))
+                existing = set(await admin.list_topics())
             except Exception as exc:  # the broker is away: nothing to compare with
                 log.debug("topic check skipped", error=repr(exc))
                 continue
+            gone = missing(needed, existing)
+            seen |= {spec.name for spec in needed} & existing
             if not gone:
                 continue
+            lost = frozenset(spec.name for spec in gone if spec.name in seen)
             now = asyncio.get_running_loop().time()
-            if now - last_error >= REPEAT_SECONDS:
-                last_error = now
+            if lost and (lost != reported[0] or now - reported[1] >= REPEAT_SECONDS):
+                reported = (lost, now)
                 log.error(
                     "topics missing on the broker: records sent to them since they went are lost; creating them again "
                     "(a broker on durable storage keeps its topics across restarts)",
-                    topics=[spec.name for spec in gone],
+                    topics=sorted(lost),
                 )
+            elif not lost:
+                log.info("creating topics the worker writes to", topics=[spec.name for spec in gone])
             try:
                 await admin.create_topics([spec.new_topic() for spec in gone])
             except TopicAlreadyExistsError:
