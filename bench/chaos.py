@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="events per second")
     parser.add_argument("--events", type=int, default=1200, help="events per run")
     parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/emotion/test.jsonl"))
+    parser.add_argument("--keep", type=Path, help="keep every run's logs and registry in this folder")
     parser.add_argument(
         "--storage", choices=("memory", "s3"), default="s3", help="the restarted broker's storage (s3: a moto server)"
     )
@@ -285,7 +286,9 @@ def main() -> None:
     texts = load_file(args.data).texts
     results: list[RunResult] = []
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as scratch:
-        bench = Bench(Path(scratch), broker, texts, args.rate, args.events)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+        bench = Bench(args.keep or Path(scratch), broker, texts, args.rate, args.events)
         if "broker-restart" in args.faults and args.storage == "s3":
             bench.s3 = S3Store()
         for fault in args.faults.split(","):

@@ -73,10 +73,19 @@ def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
         if not stalled:
             return
         guard.rewound()
+        positions = []
+        for tp in stalled:
+            try:
+                positions.append(await consumer.position(tp))
+            except Exception as exc:  # only for the log line
+                positions.append(repr(exc))
         log.warning(
             "input stalled below its end: reading again from the committed offsets",
             partitions=[f"{tp.topic}:{tp.partition}" for tp in stalled],
             committed=[committed[tp] for tp in stalled],
+            ends=[ends[tp] for tp in stalled],
+            positions=positions,  # where the fetcher is: what went wrong shows in how these compare
+            **consumer.flow_state(stalled),
         )
         for tp in stalled:
             await consumer.seek(tp, committed[tp] or 0)

@@ -1,4 +1,4 @@
-"""Faust's Kafka transport with four changes to the worker's consumer; everything else is Faust's own.
+"""Faust's Kafka transport with five changes to the worker's consumer; everything else is Faust's own.
 
 1. The fetch wait is a setting (``EMOSTREAM_FETCH_WAIT``). faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500``.
    A fetch is one request for all assigned partitions and aiokafka keeps one in flight per broker, so a fetch that the
@@ -27,6 +27,15 @@ records on both sides were acknowledged, committed past it.
    and that is harmless; with several micro-batches in flight (``EMOSTREAM_BATCHES_IN_FLIGHT``) a later batch is often
    acknowledged before an earlier one, and a worker killed then lost the earlier one (the SIGKILL test, about one run in
    three). Acknowledged offsets above the lowest pending record are now held back until that record is acknowledged.
+
+5. Each fetch reads a fixed set of partitions. Faust hands the consumer thread its *live* set of active partitions,
+   and aiokafka's ``fetched_records`` waits (up to a second) for records of the partitions in it, reading an empty set
+   as "every assigned partition". When the main thread emptied the set during that wait (the changelog partitions
+   paused at the end of a recovery, the stream partitions still held back after the seek of change 2), the thread
+   drained every partition, stream partitions included, and Faust dropped those records as not active, with the
+   consumer's position already past them: the restarted worker that "received nothing at all" (docs/notes.md; about
+   one SIGKILL restart in five in ``bench/chaos.py``, healed only by the stall guard). A frozen copy of the set is
+   passed instead, and an empty one fetches nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +50,16 @@ from faust.types import TP
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """The worker's consumer thread: Faust's, with the app's ``fetch_max_wait_ms``."""
+    """The worker's consumer thread: Faust's, with the app's ``fetch_max_wait_ms`` and a fixed set of partitions per
+    fetch (change 5)."""
+
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Mapping[TP, list]:
+        if active_partitions is None:  # a client-only app: every partition, as Faust means it
+            return await super().getmany(None, timeout)
+        partitions = frozenset(active_partitions)
+        if not partitions:
+            return {}  # aiokafka would read an empty set as "every assigned partition"
+        return await super().getmany(partitions, timeout)  # type: ignore[arg-type]
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -96,6 +114,17 @@ class Consumer(faust_aiokafka.Consumer):
     def committed_offsets(self, tps: Iterable[TP]) -> dict[TP, int | None]:
         """The offsets this worker last committed (or found committed) for ``tps``; None where there is none."""
         return {tp: self._committed_offset.get(tp) for tp in tps}
+
+    def flow_state(self, tps: Iterable[TP]) -> dict[str, Any]:
+        """For a log line about ``tps``: the offset Faust last handed to the streams (records below it are dropped as
+        already read), and which of them are paused or held back, and whether the flow is on."""
+        tps = list(tps)
+        return {
+            "read": [self._read_offset.get(tp) for tp in tps],
+            "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in self._paused_partitions & set(tps)),
+            "held_back": sorted(f"{tp.topic}:{tp.partition}" for tp in self._held_back & set(tps)),
+            "flow_active": self.flow_active,
+        }
 
     def resume_flow(self) -> None:
         super().resume_flow()

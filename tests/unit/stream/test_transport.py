@@ -53,3 +53,31 @@ def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], commi
 )
 def test_a_commit_never_passes_a_record_still_in_flight(tmp_path, acked, pending, committed, expected):
     assert commit_offset_after(tmp_path, acked=acked, pending=pending, committed=committed) == expected
+
+
+def test_a_fetch_reads_the_partitions_active_when_it_started_and_an_empty_set_reads_none(tmp_path, monkeypatch):
+    """Faust passes its live set of active partitions, which the main thread changes while the consumer thread waits
+    for records; aiokafka reads an empty set as every partition (docs/notes.md: the restarted worker that received
+    nothing). The worker's consumer thread hands aiokafka a frozen copy, and an empty set fetches nothing."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from faust.types import TP
+
+    seen = []
+
+    async def fetch(self, active_partitions, timeout):
+        seen.append(active_partitions)
+        return {}
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "getmany", fetch)
+
+    async def run() -> None:
+        app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+        thread = app.consumer._thread
+        live = {TP("emotion.texts", 0), TP("emotion.texts", 1)}
+        assert await thread.getmany(live, 1.0) == {}
+        live.clear()  # what a pause on the main thread does to Faust's set
+        assert seen[0] == frozenset({TP("emotion.texts", 0), TP("emotion.texts", 1)})
+        assert await thread.getmany(set(), 1.0) == {}
+        assert len(seen) == 1  # an empty set never reaches aiokafka
+
+    asyncio.run(run())

@@ -1,0 +1,325 @@
+"""Faults against a real worker under a steady stream, repeated: events sent, labelled (unique), lost, duplicated, and
+the time to recover, per fault and run. Not part of CI (the integration suite keeps one run of the worker faults).
+
+Faults (``--faults``, all by default):
+
+- ``worker-kill``: SIGKILL of the worker mid-stream, then a new worker. Recovery: from the kill to the first record
+  the new worker labels.
+- ``inference-kill``: SIGKILL of one inference process mid-batch. Recovery: from the kill to the next record labelled.
+- ``rebalance-kill``: a second worker joins the group and the first is SIGKILLed while the group rebalances; the
+  second takes everything over. Recovery: from the kill to the first record labelled after it.
+- ``corrupt-promote``: under load, the registry's ``current`` is pointed at a version whose weights were damaged
+  after registration, and announced; the worker must refuse it and go on with the old model (and ``promote`` of a
+  version that does not exist must fail). Recovery: none needed; the column shows the longest gap between records.
+- ``broker-restart``: a broker of the run's own is stopped for 5 s and started again on the same port. On durable
+  storage (``--storage s3``, the default: Tansu on a local moto S3 server) nothing may be lost. On memory storage its
+  topics and committed offsets are gone, so the run counts what the worker says (it must report the lost topics,
+  not spin or die) and what it labels of the events sent from 5 s after the restart.
+
+    python bench/chaos.py [--runs 10] [--faults worker-kill,inference-kill,...] [--rate 100] [--events 1200]
+
+Every run has its own consumer group and topics on one broker (one per run for ``broker-restart``), and a 1-layer
+random model (``bench.harness.tiny_model``): the stream path is under test, not the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+FAULTS = ("worker-kill", "inference-kill", "rebalance-kill", "corrupt-promote", "broker-restart")
+
+
+@dataclass
+class RunResult:
+    fault: str
+    sent: int
+    unique: int
+    lost: int
+    duplicates: int
+    recovery: float  # seconds; see the module docstring per fault
+    note: str = ""
+
+
+def labelled(broker_url: str, topic: str) -> list[dict]:
+    from stream.tools import collect_records
+
+    return [json.loads(value) for _, value, _ in asyncio.run(collect_records(broker_url, topic, timeout=2.0))]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def until_all(broker_url: str, topic: str, ids: set[str], timeout: float = 180.0) -> list[dict]:
+    """Read the labelled topic again until every id of ``ids`` is in it (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = labelled(broker_url, topic)
+        if {r["id"] for r in records} >= ids or time.monotonic() > deadline:
+            return records
+
+
+def first_after(records: list[dict], moment: float) -> float | None:
+    """Seconds from ``moment`` to the first record processed after it."""
+    after = [r["processed_at"] / 1000 for r in records if r["processed_at"] / 1000 > moment]
+    return min(after) - moment if after else None
+
+
+def count(fault: str, sent: int, records: list[dict], recovery: float | None, note: str = "") -> RunResult:
+    ids = Counter(r["id"] for r in records)
+    wanted = {f"e{i}" for i in range(sent)}
+    lost = len(wanted - set(ids))
+    duplicates = sum(n - 1 for key, n in ids.items() if key in wanted)
+    return RunResult(fault, sent, len(wanted & set(ids)), lost, duplicates, recovery or float("nan"), note)
+
+
+class Bench:
+    """One broker, one registry with a tiny model, and what each fault needs."""
+
+    def __init__(self, scratch: Path, broker, texts: list[str], rate: float, events: int) -> None:
+        from bench.harness import tiny_model
+        from models.registry import ModelRegistry
+
+        self.scratch, self.broker, self.texts, self.rate, self.events = scratch, broker, texts, rate, events
+        self.s3 = None  # an S3Store when the broker restarts on durable storage
+        tiny_model(scratch / "tiny")
+        self.registry_template = ModelRegistry(scratch / "registry-template")
+        self.registry_template.register(scratch / "tiny", promote=True)
+        self.runs = 0
+
+    def setup(self, run_id: str):
+        """A fresh registry copy, environment and log folder for one run."""
+        from bench.harness import worker_env
+        from models.registry import ModelRegistry
+
+        self.runs += 1
+        folder = self.scratch / run_id
+        shutil.copytree(self.registry_template.root, folder / "registry")
+        app_id = f"chaos-{os.getpid()}-{run_id}"
+        env = worker_env(self.broker.url, app_id, folder / "registry", folder / "state")
+        return ModelRegistry(folder / "registry"), env, folder
+
+    def start_worker(self, env: dict, folder: Path, name: str):
+        from stream.broker import free_port
+        from stream.process import WorkerProcess
+
+        worker = WorkerProcess.start({**env, "EMOSTREAM_WEB_PORT": str(free_port())}, folder / f"{name}.log", loglevel="debug" if name == "worker-1" else "info")
+        worker.wait_assigned(env["EMOSTREAM_TOPIC_TEXTS"])
+        return worker
+
+    def stream(self, env: dict):
+        from bench.harness import SteadyStream
+
+        return SteadyStream(self.broker.url, env["EMOSTREAM_TOPIC_TEXTS"], self.texts, self.rate, limit=self.events)
+
+    def finish(self, fault: str, env: dict, stream, moment: float | None, workers, note: str = "") -> RunResult:
+        topic = env["EMOSTREAM_TOPIC_LABELLED"]
+        sent = stream.join(timeout=self.events / self.rate + 600)
+        records = until_all(self.broker.url, topic, {f"e{i}" for i in range(sent)})
+        for worker in workers:
+            worker.stop()
+        # The stall guard's rewinds (docs/notes.md, "restarted worker receives nothing"): how often a run needed one.
+        rewinds = sum(worker.log(10**8).count("input stalled below its end") for worker in workers)
+        if rewinds:
+            note = f"{note} stall-guard rewinds: {rewinds}".strip()
+        recovery = first_after(records, moment) if moment is not None else longest_gap(records)
+        return count(fault, sent, records, recovery, note)
+
+    # --- the faults ---------------------------------------------------------------------------------------------
+
+    def worker_kill(self, run_id: str) -> RunResult:
+        _, env, folder = self.setup(run_id)
+        first = self.start_worker(env, folder, "worker-0")
+        stream = self.stream(env)
+        topic = env["EMOSTREAM_TOPIC_LABELLED"]
+        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+        killed_at = time.time()
+        first.kill()
+        second = self.start_worker(env, folder, "worker-1")
+        return self.finish("worker-kill", env, stream, killed_at, [second])
+
+    def inference_kill(self, run_id: str) -> RunResult:
+        _, env, folder = self.setup(run_id)
+        worker = self.start_worker(env, folder, "worker-0")
+        stream = self.stream(env)
+        topic = env["EMOSTREAM_TOPIC_LABELLED"]
+        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+        children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split()
+        inference = [int(pid) for pid in children if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        killed_at = time.time()
+        os.kill(inference[0], signal.SIGKILL)
+        return self.finish("inference-kill", env, stream, killed_at, [worker])
+
+    def rebalance_kill(self, run_id: str) -> RunResult:
+        from stream.broker import free_port
+        from stream.process import WorkerProcess
+
+        _, env, folder = self.setup(run_id)
+        first = self.start_worker(env, folder, "worker-0")
+        stream = self.stream(env)
+        topic = env["EMOSTREAM_TOPIC_LABELLED"]
+        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+        # The second worker joins (the group starts rebalancing once it subscribes); the first dies in the middle.
+        second = WorkerProcess.start({**env, "EMOSTREAM_WEB_PORT": str(free_port())}, folder / "worker-1.log")
+        killed_at = time.time()
+        first.kill()
+        return self.finish("rebalance-kill", env, stream, killed_at, [second])
+
+    def corrupt_promote(self, run_id: str) -> RunResult:
+        from models.registry import RegistryError
+        from stream.announcements import announce
+
+        registry, env, folder = self.setup(run_id)
+        worker = self.start_worker(env, folder, "worker-0")
+        stream = self.stream(env)
+        topic = env["EMOSTREAM_TOPIC_LABELLED"]
+        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+        try:
+            registry.promote("v0042")
+            note = "promote of a missing version succeeded"
+        except RegistryError:
+            note = ""
+        broken = registry.register(registry.resolve("current"))
+        registry.promote(broken.version)
+        weights = broken.path / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])  # damaged after promotion: the manifest check must catch it
+        asyncio.run(announce(self.broker.url, env["EMOSTREAM_TOPIC_MODELS"], broken))
+        wait_for(lambda: "model swap failed" in worker.log(1_000_000), 120, "the refusal")
+        result = self.finish("corrupt-promote", env, stream, None, [worker], note)
+        versions = {r["model_version"] for r in labelled(self.broker.url, topic)}
+        if versions != {"v0001"}:
+            result.note += f" served {sorted(versions)}"
+        return result
+
+    def broker_restart(self, run_id: str) -> RunResult:
+        """Durable storage (``--storage s3``): nothing may be lost. Memory storage: everything before the restart is
+        gone with the broker; the worker must say so and label what is sent 5 s after it."""
+        from stream.broker import EmbeddedBroker
+
+        options = self.s3.bucket(f"chaos-{run_id}") if self.s3 else {}
+        shared, self.broker = self.broker, EmbeddedBroker(**options).start()  # a broker of its own, to restart
+        worker = None
+        try:
+            _, env, folder = self.setup(run_id)
+            worker = self.start_worker(env, folder, "worker-0")
+            stream = self.stream(env)
+            topic = env["EMOSTREAM_TOPIC_LABELLED"]
+            wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+            self.broker.stop()
+            time.sleep(5)  # the outage
+            self.broker.start()
+            restarted_at = time.time()
+            if self.s3:
+                return self.finish("broker-restart", env, stream, restarted_at, [worker])
+            reported = wait_for(lambda: "topics missing on the broker" in worker.log(10**7), 120, "the report")
+            time.sleep(5)
+            first_counted = stream.next_id  # sent 5 s after the restart: the worker must label these
+            sent = stream.join(timeout=self.events / self.rate + 600)
+            wanted = {f"e{i}" for i in range(first_counted, sent)}
+            records = until_all(self.broker.url, topic, wanted, timeout=120)
+            alive = worker.process.poll() is None
+            worker.stop()
+            errors = sum('"level": "error"' in line or " ERROR " in line for line in worker.log(10**8).splitlines())
+            ids = Counter(r["id"] for r in records)
+            note = f"memory storage: reported {reported}, alive {alive}, {errors} error lines; counted from 5 s after"
+            return RunResult(
+                "broker-restart",
+                len(wanted),
+                len(wanted & set(ids)),
+                len(wanted - set(ids)),
+                sum(n - 1 for key, n in ids.items() if key in wanted),
+                first_after(records, restarted_at) or float("nan"),
+                note,
+            )
+        finally:
+            if worker is not None:
+                worker.stop()
+            self.broker.stop()
+            self.broker = shared
+
+
+def longest_gap(records: list[dict]) -> float:
+    times = sorted(r["processed_at"] / 1000 for r in records)
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--rate", type=float, default=100.0, help="events per second")
+    parser.add_argument("--events", type=int, default=1200, help="events per run")
+    parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/emotion/test.jsonl"))
+    parser.add_argument("--keep", type=Path, help="keep every run's logs and registry in this folder")
+    parser.add_argument(
+        "--storage", choices=("memory", "s3"), default="s3", help="the restarted broker's storage (s3: a moto server)"
+    )
+    args = parser.parse_args()
+
+    from bench.harness import S3Store
+    from models.data import load_file
+    from stream.broker import EmbeddedBroker
+
+    texts = load_file(args.data).texts
+    results: list[RunResult] = []
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as scratch:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+        bench = Bench(args.keep or Path(scratch), broker, texts, args.rate, args.events)
+        if "broker-restart" in args.faults and args.storage == "s3":
+            bench.s3 = S3Store()
+        for fault in args.faults.split(","):
+            run = getattr(bench, fault.replace("-", "_"))
+            for i in range(args.runs):
+                try:
+                    result = run(f"{fault}-{i}")
+                except Exception as exc:  # a run that could not finish is a finding, not a crash of the bench
+                    result = RunResult(fault, 0, 0, -1, -1, float("nan"), f"run failed: {exc!r}"[:300])
+                results.append(result)
+                print(json.dumps(result.__dict__), file=sys.stderr, flush=True)
+        if bench.s3:
+            bench.s3.close()
+
+    print(
+        f"{args.runs} runs per fault; {args.rate:.0f} events/s, {args.events} events per run; {os.cpu_count()} cores\n"
+    )
+    print("| fault | runs | events sent | lost | duplicates per run (median, max) | recovery s (median, max) | notes |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for fault in args.faults.split(","):
+        rows = [r for r in results if r.fault == fault]
+        recoveries = [r.recovery for r in rows if r.recovery == r.recovery]
+        duplicates = [r.duplicates for r in rows]
+        notes = "; ".join(sorted({r.note for r in rows if r.note}))[:400]
+        print(
+            f"| {fault} | {len(rows)} | {sum(r.sent for r in rows)} | {sum(r.lost for r in rows)} | "
+            f"{statistics.median(duplicates):.0f}, {max(duplicates)} | "
+            f"{statistics.median(recoveries) if recoveries else float('nan'):.1f}, "
+            f"{max(recoveries) if recoveries else float('nan'):.1f} | {notes} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
