@@ -126,7 +126,11 @@ class Bench:
         from stream.broker import free_port
         from stream.process import WorkerProcess
 
-        worker = WorkerProcess.start({**env, "EMOSTREAM_WEB_PORT": str(free_port())}, folder / f"{name}.log", loglevel="debug" if name == "worker-1" else "info")
+        worker = WorkerProcess.start(
+            {**env, "EMOSTREAM_WEB_PORT": str(free_port())},
+            folder / f"{name}.log",
+            loglevel="debug" if name == "worker-1" else "info",
+        )
         worker.wait_assigned(env["EMOSTREAM_TOPIC_TEXTS"])
         return worker
 

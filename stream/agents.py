@@ -120,6 +120,13 @@ class Classifier:
             totals=self.stats.to_dict(),
         )
 
+    async def dead_letter_batch(self, events: list[faust.EventT], exc: Exception) -> None:
+        """Dead-letter every event of a batch that :meth:`handle` failed on (``internal_error``)."""
+        log.exception("batch failed: dead-lettering all of it", size=len(events))
+        reason = f"the worker failed on this batch: {exc!r}"
+        await deliver([self.dead_letter_output(self.dead_letter(e, "internal_error", reason)) for e in events])
+        self.stats.dead_lettered += len(events)
+
     def parse(self, event: faust.EventT, now_ms: int) -> TextEvent | DeadLetter:
         """Validate one input event (see ``stream.schemas``)."""
         message = event.message
@@ -212,7 +219,12 @@ def register_agents(
         await server.ensure_loaded()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
             guard.progress()
-            await classifier.handle(list(events))
+            try:
+                await classifier.handle(list(events))
+            except Exception as exc:
+                # A bug, not bad input (that is handled per record): Faust would acknowledge the batch as the agent
+                # raised and lose it. Dead-letter all of it instead, raw values kept for a replay.
+                await classifier.dead_letter_batch(list(events), exc)
 
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
@@ -221,6 +233,8 @@ def register_agents(
             guard.progress()
             key = event.key.decode()
             current = state.get(key) or empty_state()
+            if aggregator.forget_future(current, int(time.time() * 1000) + classifier.limits.max_ahead_ms):
+                log.warning("far-future watermark left by an earlier version dropped", source=key)
             late_before = current["late"]
             closed = []
             for label, score, ts in orjson.loads(event.value):

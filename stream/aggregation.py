@@ -98,6 +98,16 @@ class WindowAggregator:
         state["watermark"] = ts
         return self.close(state, key)
 
+    @staticmethod
+    def forget_future(state: dict[str, Any], limit_ms: int) -> bool:
+        """Drop a watermark, and the windows, beyond ``limit_ms`` (the worker's clock plus the allowed lead): what an
+        event from far in the future left in the state before such events were refused. Returns whether it did."""
+        if state["watermark"] is None or state["watermark"] <= limit_ms:
+            return False
+        state["windows"] = {name: w for name, w in state["windows"].items() if int(name.split("|")[1]) <= limit_ms}
+        state["watermark"] = max((int(name.split("|")[1]) for name in state["windows"]), default=None)
+        return True
+
     def close(self, state: dict[str, Any], key: str) -> list[ClosedWindow]:
         """Remove and return the windows whose end plus grace the watermark has reached, oldest first."""
         watermark = state["watermark"]

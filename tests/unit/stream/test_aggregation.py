@@ -87,3 +87,18 @@ def test_open_windows_view():
             "mean_score": {"joy": 0.25},
         }
     ]
+
+
+def test_a_far_future_watermark_left_in_the_state_is_forgotten():
+    # Before event times were bounded, one ts of 9e18 set the watermark there for good: every later event was late.
+    aggregator = WindowAggregator([TUMBLING], grace_ms=2_000)
+    state = empty_state()
+    aggregator.add(state, "*", "joy", 0.9, 1_000)
+    aggregator.add(state, "*", "joy", 0.9, 9 * 10**18)  # closes the window of 1_000 at once, opens one far ahead
+    aggregator.add(state, "*", "joy", 0.9, 21_000)
+    assert state["late"] == 1
+    assert aggregator.forget_future(state, limit_ms=100_000)
+    assert state["watermark"] is None and state["windows"] == {}
+    assert not aggregator.forget_future(state, limit_ms=100_000)
+    aggregator.add(state, "*", "anger", 0.5, 25_000)  # counted again, not late
+    assert state["late"] == 1 and state["windows"]["tumbling|20000"]["total"] == 1
