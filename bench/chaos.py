@@ -96,6 +96,18 @@ def count(fault: str, sent: int, records: list[dict], recovery: float | None, no
     return RunResult(fault, sent, len(wanted & set(ids)), lost, duplicates, recovery or float("nan"), note)
 
 
+@dataclass
+class Run:
+    """One run under way: its registry, environment, folder, first worker, stream and labelled topic."""
+
+    registry: object
+    env: dict
+    folder: Path
+    worker: object
+    stream: object
+    topic: str
+
+
 class Bench:
     """One broker, one registry with a tiny model, and what each fault needs."""
 
@@ -150,53 +162,48 @@ class Bench:
 
     # --- the faults ---------------------------------------------------------------------------------------------
 
-    def worker_kill(self, run_id: str) -> RunResult:
-        _, env, folder = self.setup(run_id)
-        first = self.start_worker(env, folder, "worker-0")
-        stream = self.stream(env)
-        topic = env["EMOSTREAM_TOPIC_LABELLED"]
-        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
-        killed_at = time.time()
-        first.kill()
-        second = self.start_worker(env, folder, "worker-1")
-        return self.finish("worker-kill", env, stream, killed_at, [second])
-
-    def inference_kill(self, run_id: str) -> RunResult:
-        _, env, folder = self.setup(run_id)
-        worker = self.start_worker(env, folder, "worker-0")
-        stream = self.stream(env)
-        topic = env["EMOSTREAM_TOPIC_LABELLED"]
-        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
-        children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split()
-        inference = [int(pid) for pid in children if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        killed_at = time.time()
-        os.kill(inference[0], signal.SIGKILL)
-        return self.finish("inference-kill", env, stream, killed_at, [worker])
-
-    def rebalance_kill(self, run_id: str) -> RunResult:
-        from stream.broker import free_port
-        from stream.process import WorkerProcess
-
-        _, env, folder = self.setup(run_id)
-        first = self.start_worker(env, folder, "worker-0")
-        stream = self.stream(env)
-        topic = env["EMOSTREAM_TOPIC_LABELLED"]
-        wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
-        # The second worker joins (the group starts rebalancing once it subscribes); the first dies in the middle.
-        second = WorkerProcess.start({**env, "EMOSTREAM_WEB_PORT": str(free_port())}, folder / "worker-1.log")
-        killed_at = time.time()
-        first.kill()
-        return self.finish("rebalance-kill", env, stream, killed_at, [second])
-
-    def corrupt_promote(self, run_id: str) -> RunResult:
-        from models.registry import RegistryError
-        from stream.announcements import announce
-
+    def begin(self, run_id: str) -> Run:
+        """A run's registry and worker, and the steady stream flowing: a fifth of the events already labelled."""
         registry, env, folder = self.setup(run_id)
         worker = self.start_worker(env, folder, "worker-0")
         stream = self.stream(env)
         topic = env["EMOSTREAM_TOPIC_LABELLED"]
         wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+        return Run(registry, env, folder, worker, stream, topic)
+
+    def worker_kill(self, run_id: str) -> RunResult:
+        run = self.begin(run_id)
+        killed_at = time.time()
+        run.worker.kill()
+        second = self.start_worker(run.env, run.folder, "worker-1")
+        return self.finish("worker-kill", run.env, run.stream, killed_at, [second])
+
+    def inference_kill(self, run_id: str) -> RunResult:
+        run = self.begin(run_id)
+        pid = run.worker.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        inference = [int(c) for c in children if b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        killed_at = time.time()
+        os.kill(inference[0], signal.SIGKILL)
+        return self.finish("inference-kill", run.env, run.stream, killed_at, [run.worker])
+
+    def rebalance_kill(self, run_id: str) -> RunResult:
+        from stream.broker import free_port
+        from stream.process import WorkerProcess
+
+        run = self.begin(run_id)
+        # The second worker joins (the group starts rebalancing once it subscribes); the first dies in the middle.
+        second = WorkerProcess.start({**run.env, "EMOSTREAM_WEB_PORT": str(free_port())}, run.folder / "worker-1.log")
+        killed_at = time.time()
+        run.worker.kill()
+        return self.finish("rebalance-kill", run.env, run.stream, killed_at, [second])
+
+    def corrupt_promote(self, run_id: str) -> RunResult:
+        from models.registry import RegistryError
+        from stream.announcements import announce
+
+        run = self.begin(run_id)
+        registry = run.registry
         try:
             registry.promote("v0042")
             note = "promote of a missing version succeeded"
@@ -206,10 +213,10 @@ class Bench:
         registry.promote(broken.version)
         weights = broken.path / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:1000])  # damaged after promotion: the manifest check must catch it
-        asyncio.run(announce(self.broker.url, env["EMOSTREAM_TOPIC_MODELS"], broken))
-        wait_for(lambda: "model swap failed" in worker.log(1_000_000), 120, "the refusal")
-        result = self.finish("corrupt-promote", env, stream, None, [worker], note)
-        versions = {r["model_version"] for r in labelled(self.broker.url, topic)}
+        asyncio.run(announce(self.broker.url, run.env["EMOSTREAM_TOPIC_MODELS"], broken))
+        wait_for(lambda: "model swap failed" in run.worker.log(1_000_000), 120, "the refusal")
+        result = self.finish("corrupt-promote", run.env, run.stream, None, [run.worker], note)
+        versions = {r["model_version"] for r in labelled(self.broker.url, run.topic)}
         if versions != {"v0001"}:
             result.note += f" served {sorted(versions)}"
         return result
@@ -223,11 +230,8 @@ class Bench:
         shared, self.broker = self.broker, EmbeddedBroker(**options).start()  # a broker of its own, to restart
         worker = None
         try:
-            _, env, folder = self.setup(run_id)
-            worker = self.start_worker(env, folder, "worker-0")
-            stream = self.stream(env)
-            topic = env["EMOSTREAM_TOPIC_LABELLED"]
-            wait_for(lambda: len(labelled(self.broker.url, topic)) >= self.events // 5, 120, "first records")
+            run = self.begin(run_id)
+            env, worker, stream, topic = run.env, run.worker, run.stream, run.topic
             self.broker.stop()
             time.sleep(5)  # the outage
             self.broker.start()

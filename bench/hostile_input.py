@@ -30,21 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-async def send_all(broker_url: str, topic: str, records) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    from stream.tools import bootstrap_servers
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), max_request_size=64 * 1024 * 1024)
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send(topic, record.value, key=b"no-value" if record.value is None else None)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--valid", type=int, default=2000)
@@ -61,7 +46,7 @@ def main() -> None:
     from stream.broker import EmbeddedBroker
     from stream.process import WorkerProcess
     from stream.tools import collect_records
-    from tests.integration.hostile_records import generate
+    from tests.integration.hostile_records import generate, send_records
 
     texts = load_file(args.data).texts
     records = generate(texts, valid=args.valid, hostile=args.hostile, seed=args.seed, now_ms=int(time.time() * 1000))
@@ -94,7 +79,7 @@ def main() -> None:
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             started = time.monotonic()
-            asyncio.run(send_all(broker.url, topic["texts"], records))
+            asyncio.run(send_records(broker.url, topic["texts"], records))
             deadline = time.monotonic() + 600
             while True:
                 labelled = asyncio.run(collect_records(broker.url, topic["labelled"], timeout=3.0))

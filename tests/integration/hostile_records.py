@@ -12,6 +12,9 @@ import random
 from dataclasses import dataclass
 
 import orjson
+from aiokafka import AIOKafkaProducer
+
+from stream.tools import bootstrap_servers
 
 MIB = 1024 * 1024
 
@@ -125,3 +128,16 @@ def generate(
             records += _odd_but_valid(i, texts[i % len(texts)], now_ms)
     rng.shuffle(records)
     return records
+
+
+async def send_records(broker_url: str, topic: str, records: list[Record]) -> None:
+    """Send every record as it is (those larger than Kafka's 1 MB default and those without a value included)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), max_request_size=64 * MIB)
+    await producer.start()
+    try:
+        for record in records:
+            # A record without a value needs a key (the Kafka protocol's rule for a tombstone).
+            await producer.send(topic, record.value, key=b"no-value" if record.value is None else None)
+        await producer.flush()
+    finally:
+        await producer.stop()

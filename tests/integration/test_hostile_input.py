@@ -13,25 +13,12 @@ from collections import Counter
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from stream.tools import bootstrap_servers, collect_records
+from stream.tools import collect_records
 
-from .hostile_records import generate
+from .hostile_records import generate, send_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-async def send_records(broker_url, topic, records):
-    """Send every record as it is (one larger than Kafka's 1 MB default included)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), max_request_size=64 * 1024 * 1024)
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send(topic, record.value, key=b"no-value" if record.value is None else None)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def test_a_seeded_mix_of_hostile_and_valid_records_loses_nothing(stream_env, datasets_dir, tmp_path):
