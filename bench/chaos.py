@@ -11,6 +11,10 @@ Faults (``--faults``, all by default):
 - ``corrupt-promote``: under load, the registry's ``current`` is pointed at a version whose weights were damaged
   after registration, and announced; the worker must refuse it and go on with the old model (and ``promote`` of a
   version that does not exist must fail). Recovery: none needed; the column shows the longest gap between records.
+- ``trainer-kill``: the retraining job (``trainer --once`` on 200 feedback examples) SIGKILLed during its cycle (the
+  runs kill 0, 40, 80... ms after the cycle starts); the registry and ``current`` must be untouched (or hold one more
+  whole version) and the next cycle must complete with nothing left over. "Events" are the feedback examples;
+  recovery is the next cycle's duration.
 - ``broker-restart``: a broker of the run's own is stopped for 5 s and started again on the same port. On durable
   storage (``--storage s3``, the default: Tansu on a local moto S3 server) nothing may be lost. On memory storage its
   topics and committed offsets are gone, so the run counts what the worker says (it must report the lost topics,
@@ -42,7 +46,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-FAULTS = ("worker-kill", "inference-kill", "rebalance-kill", "corrupt-promote", "broker-restart")
+from bench.harness import LABELS  # noqa: E402
+
+FAULTS = ("worker-kill", "inference-kill", "rebalance-kill", "corrupt-promote", "trainer-kill", "broker-restart")
 
 
 @dataclass
@@ -220,6 +226,67 @@ class Bench:
         if versions != {"v0001"}:
             result.note += f" served {sorted(versions)}"
         return result
+
+    def trainer_kill(self, run_id: str) -> RunResult:
+        """The retraining job SIGKILLed during a cycle: the registry and ``current`` must be as before
+        (or hold one more whole version), and the next cycle must work. Recovery: that next cycle's duration."""
+        import subprocess
+
+        from stream.tools import send_values
+
+        registry, env, folder = self.setup(run_id)
+        base = folder / "base"
+        base.mkdir()
+        rows = [json.dumps({"text": t, "label": LABELS[i % len(LABELS)]}) for i, t in enumerate(self.texts)]
+        (base / "train.jsonl").write_text("\n".join(rows[:400]) + "\n")
+        (base / "validation.jsonl").write_text("\n".join(rows[400:600]) + "\n")
+        feedback = [
+            json.dumps({"id": f"f{i}", "text": t, "label": LABELS[i % 3]}).encode()
+            for i, t in enumerate(self.texts[:200])
+        ]
+        asyncio.run(send_values(self.broker.url, env["EMOSTREAM_TOPIC_FEEDBACK"], feedback))
+        env = {
+            **env,
+            "EMOSTREAM_BASE_DATA": str(base),
+            "EMOSTREAM_LOG_LEVEL": "info",  # the kill waits for the cycle's "retraining" line
+            "EMOSTREAM_RETRAIN_REPLAY": "200",
+            "EMOSTREAM_RETRAIN_EPOCHS": "1",
+        }
+        before = (registry.current_version(), [v.version for v in registry.versions()])
+        log_path = folder / "trainer.log"
+        with log_path.open("wb") as log_file:
+            trainer = subprocess.Popen(
+                [sys.executable, "-m", "emostream", "trainer", "--once"],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 300
+        while b'"retraining"' not in log_path.read_bytes() and trainer.poll() is None:  # polled finely: the cycle
+            if time.monotonic() > deadline:  # of the tiny model is over in well under a second
+                raise TimeoutError("the cycle did not start within 300 s")
+            time.sleep(0.005)
+        # The cycle proper (train, gate, export, register) takes a fraction of a second with the tiny model: the runs
+        # spread their kills over it, 40 ms apart, so that each phase is hit.
+        time.sleep(0.04 * (int(run_id.rsplit("-", 1)[1]) % 10))
+        trainer.kill()
+        trainer.wait()
+        after = (registry.current_version(), [v.version for v in registry.versions()])
+        intact = after == before or (after[0] == before[0] and after[1][: len(before[1])] == before[1])
+        for version in after[1]:
+            registry.verify(version)  # every version there is whole
+        started = time.monotonic()
+        again = subprocess.run([sys.executable, "-m", "emostream", "trainer", "--once"], env=env, capture_output=True)
+        seconds = time.monotonic() - started
+        summary = json.loads(again.stdout.decode().strip().splitlines()[-1]) if again.returncode == 0 else {}
+        leftovers = list(registry.root.glob(".retrain-*")) + list((registry.root / ".staging").glob("*"))
+        finished_before_kill = len(after[1]) > len(before[1])  # the kill came after the cycle registered its version
+        next_ok = summary.get("ran") or (finished_before_kill and summary.get("reason", "").startswith("nothing new"))
+        ok = intact and next_ok and not leftovers
+        note = "killed after its cycle" if finished_before_kill else "killed mid-cycle"
+        if not ok:
+            note += f"; intact {intact}, next cycle {summary or again.stderr[-300:]}, leftovers {leftovers}"
+        return RunResult("trainer-kill", len(feedback), len(feedback), 0 if ok else -1, 0, seconds, note)
 
     def broker_restart(self, run_id: str) -> RunResult:
         """Durable storage (``--storage s3``): nothing may be lost. Memory storage: everything before the restart is
