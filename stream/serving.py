@@ -121,15 +121,16 @@ class ModelServer:
         current = self._served
         started = time.perf_counter()
         try:
-            version, path = await self._resolve("current")
-            if announced is not None and announced != version:
+            pointer = self.registry.current_version()  # a few bytes: read before any checksum is computed
+            if announced is not None and announced != pointer:
                 log.warning(
                     "announced version is not the registry's current one: following the registry",
                     announced=announced,
-                    current=version,
+                    current=pointer,
                 )
-            if current is not None and version == current.version:
-                return False
+            if current is not None and pointer == current.version:
+                return False  # a repeated announcement costs no verification
+            version, path = await self._resolve(pointer or "current")
             info = await self._pool.load(path, keep=current.path if current else None)
         except Exception as exc:
             log.error(
