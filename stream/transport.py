@@ -33,8 +33,8 @@ records on both sides were acknowledged, committed past it.
    as "every assigned partition". When the main thread emptied the set during that wait (the changelog partitions
    paused at the end of a recovery, the stream partitions still held back after the seek of change 2), the thread
    drained every partition, stream partitions included, and Faust dropped those records as not active, with the
-   consumer's position already past them: the restarted worker that "received nothing at all" (docs/notes.md; about
-   one SIGKILL restart in five in ``bench/chaos.py``, healed only by the stall guard). A frozen copy of the set is
+   consumer's position already past them: the restarted worker that "received nothing at all" (docs/notes.md; 2 of 6
+   SIGKILL restarts in ``bench/chaos.py``, healed only by the stall guard; 0 of 20 since). A frozen copy of the set is
    passed instead, and an empty one fetches nothing.
 """
 
