@@ -126,14 +126,12 @@ class Bench:
         tiny_model(scratch / "tiny")
         self.registry_template = ModelRegistry(scratch / "registry-template")
         self.registry_template.register(scratch / "tiny", promote=True)
-        self.runs = 0
 
     def setup(self, run_id: str):
         """A fresh registry copy, environment and log folder for one run."""
         from bench.harness import worker_env
         from models.registry import ModelRegistry
 
-        self.runs += 1
         folder = self.scratch / run_id
         shutil.copytree(self.registry_template.root, folder / "registry")
         app_id = f"chaos-{os.getpid()}-{run_id}"
