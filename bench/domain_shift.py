@@ -54,10 +54,10 @@ def main() -> None:
     from models.data import LabelledTexts, load_splits
     from models.evaluation import evaluate_classifier
     from models.registry import ModelRegistry
-    from models.retraining import new_data_macro_f1
+    from models.retraining_cycle import new_data_macro_f1
     from stream.broker import EmbeddedBroker
+    from stream.retraining_job import RetrainingJob, Skipped
     from stream.tools import send_values
-    from stream.trainer import Skipped, TrainerJob
 
     data = Path(args.data)
     settings = Settings.from_env()
@@ -101,7 +101,7 @@ def main() -> None:
             }
         )
         started = time.perf_counter()
-        result = asyncio.run(TrainerJob(cycle_settings).run_once(force=True))
+        result = asyncio.run(RetrainingJob(cycle_settings).run_once(force=True))
         if isinstance(result, Skipped):
             raise SystemExit(f"no cycle ran: {result.reason}")
         cycle_seconds = time.perf_counter() - started

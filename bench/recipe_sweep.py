@@ -1,6 +1,6 @@
 """Compare fine-tuning recipes on one dataset: each candidate trained, selected on validation, scored on test.
 
-This is how the ``full`` recipe in ``models/training.py`` was chosen (figures in docs/benchmarks.md). Candidates are
+This is how the ``full`` recipe in ``models/finetuning.py`` was chosen (figures in docs/benchmarks.md). Candidates are
 named overrides of a recipe; every run uses the same seed, data and base model, so the table compares like with like.
 
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full,full-cw [--save-best DIR]
@@ -45,7 +45,7 @@ def main() -> None:
     from models.artifacts import export_run
     from models.data import load_splits
     from models.evaluation import evaluate_classifier
-    from models.training import FineTuner, TrainingConfig
+    from models.finetuning import FineTuner, TrainingConfig
 
     base = args.base or Settings.from_env().base_model
     splits = load_splits(args.data, multi_label=args.multi_label or None)

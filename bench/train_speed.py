@@ -5,7 +5,7 @@ Variants (each a fresh copy of the base model, the same optimizer and the same n
 - ``fixed-128``: every batch padded to 128 tokens (tokenizer ``padding="max_length"``: the plain-loop baseline);
 - ``random-longest``: random batches padded to their longest text (``DataCollatorWithPadding``, what
   ``transformers.Trainer`` does by default);
-- ``grouped``: ``models.training.length_grouped_batches`` (similar lengths batched together; the ``full`` recipe);
+- ``grouped``: ``models.finetuning.length_grouped_batches`` (similar lengths batched together; the ``full`` recipe);
 - ``grouped-frozen``: the same with the word-embedding matrix frozen (the ``quick`` recipe).
 
     python bench/train_speed.py [--data ../shared/datasets/emotion/train.jsonl] [--steps 30]
@@ -39,7 +39,7 @@ def main() -> None:
     from emostream.settings import Settings
     from models.classifier import pad_batch, quiet_transformers
     from models.data import load_file
-    from models.training import length_grouped_batches
+    from models.finetuning import length_grouped_batches
 
     base = args.base or Settings.from_env().base_model
     data = load_file(args.data)

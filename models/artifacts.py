@@ -14,7 +14,7 @@ import torch
 import transformers
 
 from models.evaluation import save_confusion_matrix
-from models.training import TrainingResult
+from models.finetuning import TrainingResult
 
 CONFUSION_PNG = "confusion_matrix.png"
 

@@ -3,7 +3,7 @@
 A checkpoint is a standard Hugging Face folder (``save_pretrained``), so ``transformers.pipeline`` loads it too.
 Inference is batched with length-sorted buckets (each batch is padded only to its own longest text), runs under
 ``torch.inference_mode()``, uses bf16/fp16 autocast on a GPU and, on CPU, int8 dynamic quantization of the Linear layers
-when the checkpoint's own accuracy check approved it (see ``models.training``).
+when the checkpoint's own accuracy check approved it (see ``models.finetuning``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import structlog
 from emostream.settings import Settings
 from stream.aggregation import WindowAggregator, empty_state
 from stream.delivery import Outgoing, deliver
-from stream.liveness import StallGuard
+from stream.kafka.stall_guard import StallGuard
 from stream.schemas import (
     ALL_SOURCES,
     DeadLetter,
@@ -54,7 +54,7 @@ class WorkerStats:
         return asdict(self)
 
 
-class Classifier:
+class BatchLabeller:
     """Turns one micro-batch of input events into labelled records, dead letters and aggregation input."""
 
     def __init__(self, settings: Settings, topics: Topics, server: ModelServer, stats: WorkerStats) -> None:
@@ -209,22 +209,22 @@ def register_agents(
     guard: StallGuard,
 ) -> None:
     """Attach the classification and aggregation agents to ``app``; both report their progress to ``guard``."""
-    classifier = Classifier(settings, topics, server, stats)
+    labeller = BatchLabeller(settings, topics, server, stats)
 
     # Several actors share the input queue, so the next micro-batch is decoded and queued for the inference processes
     # while the previous one's outputs are sent and acknowledged. They finish out of order; the worker's consumer
-    # (stream.transport) commits only up to the first event still in flight, so this keeps at-least-once.
+    # (stream.kafka.consumer) commits only up to the first event still in flight, so this keeps at-least-once.
     @app.agent(topics.texts, name="classify", concurrency=settings.batches_in_flight)
     async def classify(stream: faust.StreamT) -> None:
         await server.ensure_loaded()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
             guard.progress()
             try:
-                await classifier.handle(list(events))
+                await labeller.handle(list(events))
             except Exception as exc:
                 # A bug, not bad input (that is handled per record): Faust would acknowledge the batch as the agent
                 # raised and lose it. Dead-letter all of it instead, raw values kept for a replay.
-                await classifier.dead_letter_batch(list(events), exc)
+                await labeller.dead_letter_batch(list(events), exc)
 
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
@@ -233,7 +233,7 @@ def register_agents(
             guard.progress()
             key = event.key.decode()
             current = state.get(key) or empty_state()
-            if aggregator.forget_future(current, int(time.time() * 1000) + classifier.limits.max_ahead_ms):
+            if aggregator.forget_future(current, int(time.time() * 1000) + labeller.limits.max_ahead_ms):
                 log.warning("far-future watermark left by an earlier version dropped", source=key)
             late_before = current["late"]
             closed = []

@@ -6,59 +6,21 @@ windows, model. Creating the app connects to nothing; the worker does when it st
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
 import faust
 
-from emostream.logs import RepeatFilter, configure_logging
+from emostream.logs import configure_logging
 from emostream.settings import Settings
 from stream import announcements
 from stream.agents import WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
-from stream.liveness import StallGuard, watch_input
+from stream.kafka.stall_guard import StallGuard, watch_input
+from stream.kafka.worker import Worker, WorkerApp
 from stream.serving import ModelServer
 from stream.topics import Topics
 from stream.topology import TopicSpec, watch_topics
-from stream.transport import Transport
 from stream.views import register_views
-
-
-class WorkerApp(faust.App):
-    """faust.App on the Kafka transport of ``stream.transport`` (a configurable fetch wait, no input records lost at
-    the end of a recovery, no commit past a batch still in flight), with a data folder that may be nested (Faust
-    itself creates only its last level)."""
-
-    def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
-        self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
-        super().__init__(*args, **kwargs)
-
-    def _new_transport(self) -> Transport:
-        return Transport(self.conf.broker_consumer, self)
-
-    async def on_first_start(self) -> None:
-        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
-        await super().on_first_start()
-
-
-class Worker(faust.Worker):
-    """faust.Worker without the terminal spinner, and with repeated library warnings held back (``RepeatFilter``).
-
-    At log level ``warn`` and above Faust installs a spinner that turns on every log record, and sets the root logger to
-    DEBUG for it, so every debug call in Faust and aiokafka (several per event) builds a record that is then thrown
-    away: 17% of the event loop's samples in ``bench/stream_throughput.py``. Our own progress goes to structured logs.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.spinner = None
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        super().on_setup_root_logger(logger, level)
-        # A broker outage makes Faust and aiokafka log the same warning ~100 times a second: once per 10 s is enough.
-        for handler in logger.handlers:
-            handler.addFilter(RepeatFilter())
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -31,8 +31,8 @@ def served_registry(tmp_path_factory, datasets_dir, base_model_path):
     """A registry whose current version is a real (short) fine-tune of the packaged MiniLM."""
     from models.artifacts import export_run
     from models.data import Splits, load_splits
+    from models.finetuning import FineTuner, TrainingConfig
     from models.registry import ModelRegistry
-    from models.training import FineTuner, TrainingConfig
 
     splits = load_splits(datasets_dir / "emotion")
     small = Splits(splits.train.sample(600, seed=1), splits.validation.sample(200, seed=1))

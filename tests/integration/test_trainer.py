@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from emostream.cli import cli
 from models import ModelRegistry
-from models.retraining import decide
+from models.retraining_cycle import decide
 from stream.tools import collect_records, send_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -144,7 +144,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_not_served(
     served_registry, datasets_dir, small_base, tmp_path
 ):
     from models.data import load_file, load_splits
-    from models.retraining import CycleConfig, run_cycle
+    from models.retraining_cycle import CycleConfig, run_cycle
 
     shutil.copytree(served_registry.root, tmp_path / "registry")
     registry = ModelRegistry(tmp_path / "registry")

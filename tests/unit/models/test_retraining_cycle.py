@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from models.retraining import decide
-from models.training import keep_known_classes, output_head
+from models.finetuning import keep_known_classes, output_head
+from models.retraining_cycle import decide
 
 
 def test_gate_promotes_only_on_better_new_data_within_tolerance():

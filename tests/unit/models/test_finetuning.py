@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from models.training import RECIPES, TrainingConfig, TrainingConfigError, length_grouped_batches
+from models.finetuning import RECIPES, TrainingConfig, TrainingConfigError, length_grouped_batches
 
 
 def test_recipes_build_valid_configs():

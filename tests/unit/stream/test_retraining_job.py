@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from emostream.settings import Settings
-from stream.trainer import TrainerJob
+from stream.retraining_job import RetrainingJob
 
 
 def job(tmp_path, **env):
     variables = {"EMOSTREAM_REGISTRY_DIR": str(tmp_path), **{f"EMOSTREAM_{k.upper()}": str(v) for k, v in env.items()}}
-    return TrainerJob(Settings.from_env(variables))
+    return RetrainingJob(Settings.from_env(variables))
 
 
 def test_a_cycle_is_due_on_enough_new_examples_or_after_the_period(tmp_path):

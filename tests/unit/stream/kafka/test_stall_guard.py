@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.liveness import StallGuard
+from stream.kafka.stall_guard import StallGuard
 
 
 def test_a_busy_worker_is_never_stalled():

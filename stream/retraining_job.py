@@ -1,11 +1,12 @@
 """The retraining side job (``emostream trainer``): a plain process, never inside a worker's event loop.
 
 It rebuilds the feedback snapshot from ``emotion.feedback``, dead-letters invalid feedback once, and when enough new
-examples arrived (``EMOSTREAM_TRAINER_MIN_NEW``) or a period passed with some (``EMOSTREAM_TRAINER_EVERY``), runs a
-cycle (``models.retraining``); a promoted version is announced on ``emotion.models`` so workers swap it in, and old
-versions are pruned (``EMOSTREAM_REGISTRY_KEEP``, ``EMOSTREAM_REGISTRY_KEEP_REJECTED``). Its small state (the offsets
-it trained on and dead-lettered, per topic and partition) lives in the registry folder, written atomically; the topic
-stays the source of truth. Killed mid-cycle, it leaves the registry untouched: versions appear by one rename.
+examples arrived (``EMOSTREAM_TRAINER_MIN_NEW``) or a period passed with some (``EMOSTREAM_TRAINER_EVERY``), runs
+a cycle (``models.retraining_cycle``); a promoted version is announced on ``emotion.models`` so workers swap it in, and
+old versions are pruned (``EMOSTREAM_REGISTRY_KEEP``, ``EMOSTREAM_REGISTRY_KEEP_REJECTED``). Its small state
+(the offsets it trained on and dead-lettered, per topic and partition) lives in the registry folder, written
+atomically; the topic stays the source of truth. Killed mid-cycle, it leaves the registry untouched: versions
+appear by one rename.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import structlog
 from emostream.settings import Settings
 from models.data import load_splits
 from models.registry import ModelRegistry
-from models.retraining import MIN_FEEDBACK, CycleConfig, CycleResult, run_cycle
+from models.retraining_cycle import MIN_FEEDBACK, CycleConfig, CycleResult, run_cycle
 from stream.announcements import announce
 from stream.feedback import FeedbackExample, TopicContents, parse_feedback, read_topic, snapshot
 from stream.schemas import InputLimits
@@ -40,7 +41,7 @@ class Skipped:
     reason: str
 
 
-class TrainerJob:
+class RetrainingJob:
     """Feedback in, retraining cycles out.
 
     Its state says, per feedback topic and partition, up to which offset the examples were trained on and invalid

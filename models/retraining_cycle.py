@@ -28,8 +28,8 @@ from models.artifacts import export_run
 from models.classifier import EmotionClassifier
 from models.data import DataError, LabelledTexts, Splits
 from models.evaluation import evaluate_classifier
+from models.finetuning import FineTuner, TrainingConfig
 from models.registry import ModelRegistry, VersionInfo
-from models.training import FineTuner, TrainingConfig
 
 log = structlog.get_logger(__name__)
 

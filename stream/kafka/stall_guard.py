@@ -1,8 +1,8 @@
 """A guard against a worker that holds input partitions with unread records but has stopped processing them.
 
 Faust's recovery could drop records between resuming a partition and clearing the stream queues (see
-``stream.transport``, which closes the hole we found). Because offsets are committed only up to the first record
-still in flight (``stream.transport`` makes sure of that), such a loss leaves a mark: the committed offset of the
+``stream.kafka.consumer``, which closes the hole we found). Because offsets are committed only up to the first record
+still in flight (``stream.kafka.consumer`` makes sure of that), such a loss leaves a mark: the committed offset of the
 partition stops below its end while the worker sits idle. The guard looks for exactly that, and answers by seeking
 the input partitions back to their committed offsets: everything after the last commit is read again (duplicates,
 never loss).

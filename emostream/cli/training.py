@@ -1,0 +1,181 @@
+"""``emostream train``, ``evaluate`` and ``predict``: fine-tune a model, score it, label texts."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from emostream.cli.common import emit, model_option
+from emostream.cli.versions import announce_version
+from emostream.settings import Settings
+
+log = structlog.get_logger("emostream")
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data",
+    help="Folder with train/validation[/test] files, one file, or an HF dataset id. "
+    "[default: $EMOSTREAM_DATA_DIR/emotion]",
+)
+@click.option("--recipe", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--base", "base", help="Base encoder (HF folder or id). [default: $EMOSTREAM_BASE_MODEL]")
+@click.option("--epochs", type=int, help="Override the recipe's epochs.")
+@click.option("--learning-rate", type=float, help="Override the recipe's learning rate.")
+@click.option("--batch-size", type=int, help="Override the recipe's batch size.")
+@click.option("--max-train", type=int, help="Train on a seeded sample of at most N texts.")
+@click.option("--multi-label", is_flag=True, help="Train a multi-label model (implied by multi-label data).")
+@click.option("--class-weights", is_flag=True, help="Weight the loss by inverse label frequency.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (counted) instead of stopping at the first.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Where to write the run folder.")
+@click.option("--register", is_flag=True, help="Register the run in the model registry (made current if none is).")
+@click.option("--promote", is_flag=True, help="With --register: make this version current.")
+@click.pass_obj
+def train(
+    settings: Settings,
+    data: str | None,
+    recipe: str,
+    base: str | None,
+    out: Path | None,
+    register: bool,
+    promote: bool,
+    skip_invalid: bool,
+    seed: int,
+    **overrides: Any,
+) -> None:
+    """Fine-tune the base encoder with a new emotion head; print the run's metrics as JSON."""
+    from models.data import load_splits
+    from models.evaluation import evaluate_classifier
+    from models.finetuning import FineTuner, TrainingConfig
+
+    data = data or str(Path(settings.data_dir) / "emotion")
+    config = TrainingConfig.from_recipe(
+        recipe,
+        base or settings.base_model,
+        device=settings.device,
+        seed=seed,
+        multi_label=overrides.pop("multi_label") or None,
+        class_weights=overrides.pop("class_weights") or None,
+        **overrides,
+    )
+    splits = load_splits(data, multi_label=config.multi_label or None, skip_invalid=skip_invalid, seed=seed)
+    log.info(
+        "training",
+        recipe=recipe,
+        data=data,
+        train=len(splits.train),
+        validation=len(splits.validation),
+        labels=list(splits.train.labels),
+        multi_label=splits.train.multi_label,
+        skipped=splits.train.skipped + splits.validation.skipped,
+    )
+    result = FineTuner(config, splits).train()
+    test_metrics = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
+    summary = _save_run(settings, result, data, test_metrics, out, register=register, promote=promote)
+    headline = test_metrics or result.validation
+    emit(
+        {
+            **summary,
+            "accuracy": headline["accuracy"],
+            "macro_f1": headline["macro_f1"],
+            "weighted_f1": headline["weighted_f1"],
+            "scored_on": "test" if test_metrics else "validation",
+            "train_seconds": round(result.train_seconds, 1),
+            "examples_per_second": round(result.examples_per_second, 1),
+            "best_epoch": result.best_epoch,
+            "int8_approved": result.int8["approved"],
+        }
+    )
+
+
+def _save_run(
+    settings: Settings, result, data: str, test_metrics, out: Path | None, *, register: bool, promote: bool
+) -> dict[str, Any]:
+    """Write the run folder (to ``out``, or ``runs/<time>-<recipe>``) and register it if asked."""
+    from models.artifacts import export_run
+    from models.registry import ModelRegistry
+
+    if not register:
+        out = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{result.config.recipe}"
+        return {"out": str(export_run(result, out, data_source=data, test_metrics=test_metrics))}
+    registry = ModelRegistry(settings.registry_dir)
+    registry.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=registry.root, prefix=".run-") as scratch:
+        run_dir = export_run(result, out or Path(scratch), data_source=data, test_metrics=test_metrics)
+        previous = registry.current_version()
+        info = registry.register(run_dir, promote=promote or previous is None)
+    log.info("registered", version=info.version, current=info.is_current)
+    if info.is_current and previous is not None:
+        announce_version(
+            settings, info, True
+        )  # running workers swap the new current model in (none run without a model)
+    return {
+        "out": str(out) if out else None,
+        "version": info.version,
+        "current": info.is_current,
+        "path": str(info.path),
+    }
+
+
+@click.command()
+@model_option
+@click.option("--data", "data", help="A data file or a folder (its test split). [default: $EMOSTREAM_DATA_DIR/emotion]")
+@click.option("--split", default="test", show_default=True, help="Which split of a data folder to score.")
+@click.option("--labels", "labels", help="Comma-separated labels: restrict scoring and argmax to these.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (counted) instead of stopping at the first.")
+@click.pass_obj
+def evaluate(
+    settings: Settings, model_ref: str, data: str | None, split: str, labels: str | None, skip_invalid: bool
+) -> None:
+    """Score a model on labelled data; print accuracy, macro/weighted F1, per-class scores and n as JSON."""
+    from models.data import load_eval_data
+    from models.evaluation import evaluate_classifier
+
+    classifier = _load_classifier(settings, model_ref)
+    dataset = load_eval_data(data or str(Path(settings.data_dir) / "emotion"), split=split, skip_invalid=skip_invalid)
+    restrict = [name.strip() for name in labels.split(",") if name.strip()] if labels else None
+    metrics = evaluate_classifier(classifier, dataset, restrict)
+    metrics["skipped"] = dataset.skipped
+    emit(metrics)
+
+
+@click.command()
+@model_option
+@click.argument("texts", nargs=-1)
+@click.pass_obj
+def predict(settings: Settings, model_ref: str, texts: tuple[str, ...]) -> None:
+    """Label TEXTS (or one text per stdin line); print one JSON line per text."""
+    classifier = _load_classifier(settings, model_ref)
+    chunks = [list(texts)] if texts else _stdin_chunks(settings.batch_size * 4)
+    for chunk in chunks:
+        for text, prediction in zip(chunk, classifier.predict(chunk), strict=True):
+            emit({"text": text, **prediction.to_dict()})
+
+
+def _stdin_chunks(size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if text.strip():
+            chunk.append(text)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _load_classifier(settings: Settings, model_ref: str):
+    from models.registry import ModelRegistry
+    from stream.inference import load_classifier  # served exactly as the worker serves it
+
+    return load_classifier(str(ModelRegistry(settings.registry_dir).resolve(model_ref)), settings)
