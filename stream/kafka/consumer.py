@@ -4,9 +4,10 @@
    A fetch is one request for all assigned partitions and aiokafka keeps one in flight per broker, so a fetch that the
    broker holds (nothing new on the partitions it asks for) delays every partition behind it. Apache Kafka answers a
    held fetch as soon as data arrives; the embedded Tansu broker holds it for the full wait, which showed up as
-   seconds of stalls between micro-batches and ~800 ms of median latency.
+   seconds of stalls between micro-batches and ~800 ms of median latency. Upstream: not reported; Faust exposes
+   other fetch settings (e.g. ``broker_max_poll_records``) but not this one.
 
-The other two close a hole in Faust's recovery that skipped input records (found with a worker SIGKILLed and
+Changes 2 and 3 close a hole in Faust's recovery that skipped input records (found with a worker SIGKILLed and
 restarted mid-stream: about one run in ten lost records). At the end of a recovery Faust (a) marks the stream
 partitions active again, (b) seeks them to their committed offsets, (c) clears every stream's queue
 (``flow_control.resume()``) and (d) resumes the flow. Its fetcher runs throughout, so records handed to the streams
@@ -15,11 +16,13 @@ bring them back. Faust's gap tracking then either stalled the committed offset a
 records on both sides were acknowledged, committed past it.
 
 2. Stream partitions are held back from (a) until (d), so nothing reaches the queues before they are cleared; the
-   position stays where the seek put it.
+   position stays where the seek put it. Upstream: faust-streaming issue #596 (a race in recovery leaves gaps in
+   acknowledged offsets), open; #216/PR #217 and PR #253 fixed the same order problem in other recovery paths.
 3. Partitions without a committed offset go back to the beginning in (b). aiokafka's ``seek_to_committed`` leaves
    such a partition where it is (a new consumer group, or a worker killed before its first commit), which loses
    whatever this worker had read from it before a rebalance. With ``auto_offset_reset=earliest`` (what the worker
-   uses) the beginning is where such a partition starts anyway: this can only re-read, never skip.
+   uses) the beginning is where such a partition starts anyway: this can only re-read, never skip. Upstream: not
+   reported (aiokafka documents ``seek_to_committed`` as leaving such partitions alone).
 
 4. A commit never passes a record that is still being processed. Faust commits the first run of consecutive
    acknowledged offsets of a partition, and checks the head of that run only loosely: it commits past one missing
@@ -27,6 +30,7 @@ records on both sides were acknowledged, committed past it.
    and that is harmless; with several micro-batches in flight (``EMOSTREAM_BATCHES_IN_FLIGHT``) a later batch is often
    acknowledged before an earlier one, and a worker killed then lost the earlier one (the SIGKILL test, about one run in
    three). Acknowledged offsets above the lowest pending record are now held back until that record is acknowledged.
+   Upstream: faust-streaming PR #707 (never commit past an in-flight message) is the same fix, still open.
 
 5. Each fetch reads a fixed set of partitions. Faust hands the consumer thread its *live* set of active partitions,
    and aiokafka's ``fetched_records`` waits (up to a second) for records of the partitions in it, reading an empty set
@@ -35,7 +39,8 @@ records on both sides were acknowledged, committed past it.
    drained every partition, stream partitions included, and Faust dropped those records as not active, with the
    consumer's position already past them: the restarted worker that "received nothing at all" (docs/notes.md; 2 of 6
    SIGKILL restarts in ``bench/chaos.py``, healed only by the stall guard; 0 of 20 since). A frozen copy of the set is
-   passed instead, and an empty one fetches nothing.
+   passed instead, and an empty one fetches nothing. Upstream: faust-streaming PR #239 made the set live; issue #629
+   (partitions that never fetch after a rebalance) may be the same family; not reported yet.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ import aiokafka
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+from stream.kafka.compat import require_attributes
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -63,6 +70,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
+        require_attributes(consumer, ["_fetch_max_wait_ms"], "the fetch wait setting")
         # aiokafka reads this when the consumer starts (it builds its Fetcher then); Faust offers no setting for it.
         consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
         return consumer
@@ -82,6 +90,11 @@ class Consumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        require_attributes(
+            self,
+            ["_unacked_messages", "_acked", "_acked_index", "_committed_offset", "_read_offset", "_paused_partitions"],
+            "no commit past a record in flight, and the stall guard's log line",
+        )
         self._held_back: set[TP] = set()
 
     def _new_consumer_thread(self) -> ConsumerThread:

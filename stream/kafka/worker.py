@@ -10,6 +10,7 @@ from typing import Any
 import faust
 
 from emostream.logs import RepeatFilter
+from stream.kafka.compat import check_installed, require_attributes
 from stream.kafka.consumer import Transport
 
 
@@ -19,6 +20,7 @@ class WorkerApp(faust.App):
     itself creates only its last level)."""
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
+        check_installed()  # before anything runs on internals that may have changed
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
         super().__init__(*args, **kwargs)
 
@@ -40,6 +42,7 @@ class Worker(faust.Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        require_attributes(self, ["spinner"], "no terminal spinner")
         self.spinner = None
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
