@@ -1,10 +1,11 @@
 """Event-time windowed aggregates of labelled events: per-emotion counts and mean scores, tumbling and hopping windows.
 
-Pure logic on a JSON-ready state dict, one per aggregation key (a source, or ``*`` for all sources), so the Faust agent
-only loads the key's state, calls :meth:`WindowAggregator.add` and saves it (the table's changelog makes it survive a
-restart). Windows follow the events' own time: a key's watermark is the latest ``ts`` it has seen, and a window closes
-(and is published once) when the watermark passes its end plus the grace period. An event older than every window it
-could still join is *late*: it stays in ``emotion.labelled`` but is left out of the aggregates and counted.
+Pure logic on a typed :class:`KeyState`, one per aggregation key (a source, or ``*`` for all sources), so the Faust
+agent only loads the key's state, calls :meth:`WindowAggregator.add_batch` and saves it as JSON (the table's changelog
+makes it survive a restart). Windows follow the events' own time: a key's watermark is the latest ``ts`` it has seen,
+and a window closes (and is published once) when the watermark passes its end plus the grace period. An event older
+than every window it could still join is *late*: it stays in ``emotion.labelled`` but is left out of the
+aggregates and counted.
 
 Faust's own windowed tables are not used: they expire windows by wall-clock time, not event time, and their
 ``on_window_close`` does not receive the window's data (see the comment in ``faust/tables/base.py``).
@@ -12,7 +13,8 @@ Faust's own windowed tables are not used: they expire windows by wall-clock time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -35,9 +37,66 @@ class WindowSpec:
         return list(range(first, last + 1, self.step_ms))
 
 
-def empty_state() -> dict[str, Any]:
-    """The state of a key that has seen nothing yet."""
-    return {"watermark": None, "windows": {}, "late": 0}
+@dataclass(frozen=True, order=True)
+class WindowId:
+    """Which window: its kind (a :class:`WindowSpec` name) and its start, epoch ms."""
+
+    kind: str
+    start: int
+
+
+@dataclass
+class WindowCounts:
+    """What an open window has counted: events per emotion, their score sums, and the total."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    score_sums: dict[str, float] = field(default_factory=dict)
+    total: int = 0
+
+    def add(self, label: str, score: float) -> None:
+        """Count one event."""
+        self.counts[label] = self.counts.get(label, 0) + 1
+        self.score_sums[label] = self.score_sums.get(label, 0.0) + score
+        self.total += 1
+
+
+@dataclass
+class KeyState:
+    """One aggregation key's state: its watermark (the latest event time seen), its open windows, and how many events
+    came too late for any window."""
+
+    watermark: int | None = None
+    windows: dict[WindowId, WindowCounts] = field(default_factory=dict)
+    late: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready form kept in the table (and its changelog)."""
+        return {
+            "watermark": self.watermark,
+            "late": self.late,
+            "windows": [
+                {"kind": w.kind, "start": w.start, "counts": c.counts, "score_sums": c.score_sums, "total": c.total}
+                for w, c in sorted(self.windows.items())
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> KeyState:
+        """The state :meth:`to_json` wrote; None (a key not seen yet) is an empty state. Also reads the first format,
+        which a changelog may still hold (windows keyed ``"kind|start"``)."""
+        if value is None:
+            return cls()
+        windows = value["windows"]
+        if isinstance(windows, dict):  # the first format
+            windows = [{"kind": k.split("|")[0], "start": int(k.split("|")[1]), **w} for k, w in windows.items()]
+        return cls(
+            value["watermark"],
+            {
+                WindowId(w["kind"], int(w["start"])): WindowCounts(dict(w["counts"]), dict(w["score_sums"]), w["total"])
+                for w in windows
+            },
+            value["late"],
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +125,16 @@ class ClosedWindow:
         }
 
 
+@dataclass(frozen=True)
+class BatchUpdate:
+    """What one batch of a key's events did: the windows it closed (oldest first), how many of its events came too
+    late, and whether a far-future watermark left by an older version was dropped first."""
+
+    closed: list[ClosedWindow]
+    late: int
+    future_dropped: bool
+
+
 class WindowAggregator:
     """Adds labelled events to a key's open windows and closes the ones the watermark has passed."""
 
@@ -76,66 +145,64 @@ class WindowAggregator:
         self.grace_ms = grace_ms
         self._size = {spec.kind: spec.size_ms for spec in specs}
 
-    def add(self, state: dict[str, Any], key: str, label: str, score: float, ts: int) -> list[ClosedWindow]:
+    def add_batch(
+        self, state: KeyState, key: str, entries: Iterable[tuple[str, float, int]], *, limit_ms: int
+    ) -> BatchUpdate:
+        """Count ``entries`` (``label, score, ts``) into ``state`` (changed in place), after dropping a watermark
+        beyond ``limit_ms`` (see :meth:`forget_future`)."""
+        future_dropped = self.forget_future(state, limit_ms)
+        late_before = state.late
+        closed: list[ClosedWindow] = []
+        for label, score, ts in entries:
+            closed += self.add(state, key, label, score, ts)
+        return BatchUpdate(closed, state.late - late_before, future_dropped)
+
+    def add(self, state: KeyState, key: str, label: str, score: float, ts: int) -> list[ClosedWindow]:
         """Count one event into ``state`` (changed in place); return the windows this closes."""
-        watermark = state["watermark"]
+        watermark = state.watermark
         joined = False
         for spec in self.specs:
             for start in spec.starts(ts):
                 if watermark is not None and self._closes_by(spec.kind, start) <= watermark:
                     continue  # that window was already published
-                window = state["windows"].setdefault(
-                    f"{spec.kind}|{start}", {"counts": {}, "score_sums": {}, "total": 0}
-                )
-                window["counts"][label] = window["counts"].get(label, 0) + 1
-                window["score_sums"][label] = window["score_sums"].get(label, 0.0) + score
-                window["total"] += 1
+                state.windows.setdefault(WindowId(spec.kind, start), WindowCounts()).add(label, score)
                 joined = True
         if not joined:
-            state["late"] += 1
+            state.late += 1
         if watermark is not None and ts <= watermark:
             return []  # windows close only when the watermark moves
-        state["watermark"] = ts
+        state.watermark = ts
         return self.close(state, key)
 
     @staticmethod
-    def forget_future(state: dict[str, Any], limit_ms: int) -> bool:
+    def forget_future(state: KeyState, limit_ms: int) -> bool:
         """Drop a watermark, and the windows, beyond ``limit_ms`` (the worker's clock plus the allowed lead): what an
         event from far in the future left in the state before such events were refused. Returns whether it did."""
-        if state["watermark"] is None or state["watermark"] <= limit_ms:
+        if state.watermark is None or state.watermark <= limit_ms:
             return False
-        state["windows"] = {name: w for name, w in state["windows"].items() if int(name.split("|")[1]) <= limit_ms}
-        state["watermark"] = max((int(name.split("|")[1]) for name in state["windows"]), default=None)
+        state.windows = {w: c for w, c in state.windows.items() if w.start <= limit_ms}
+        state.watermark = max((w.start for w in state.windows), default=None)
         return True
 
-    def close(self, state: dict[str, Any], key: str) -> list[ClosedWindow]:
+    def close(self, state: KeyState, key: str) -> list[ClosedWindow]:
         """Remove and return the windows whose end plus grace the watermark has reached, oldest first."""
-        watermark = state["watermark"]
+        watermark = state.watermark
         if watermark is None:
             return []
         closed = []
-        for name in sorted(state["windows"], key=lambda n: int(n.split("|")[1])):
-            kind, start = name.split("|")
-            if self._closes_by(kind, int(start)) <= watermark:
-                window = state["windows"].pop(name)
-                end = int(start) + self._size[kind]
-                closed.append(
-                    ClosedWindow(kind, int(start), end, key, window["counts"], window["score_sums"], window["total"])
-                )
+        for window in sorted(state.windows, key=lambda w: w.start):
+            if self._closes_by(window.kind, window.start) <= watermark:
+                closed.append(self._finished(window, state.windows.pop(window), key))
         return closed
 
-    def open_windows(self, state: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    def open_windows(self, state: KeyState, key: str) -> list[dict[str, Any]]:
         """The windows still open for ``key``, as the records they would publish now."""
-        out = []
-        for name, window in sorted(state["windows"].items(), key=lambda item: int(item[0].split("|")[1])):
-            kind, start = name.split("|")
-            end = int(start) + self._size[kind]
-            out.append(
-                ClosedWindow(
-                    kind, int(start), end, key, window["counts"], window["score_sums"], window["total"]
-                ).to_record()
-            )
-        return out
+        ordered = sorted(state.windows.items(), key=lambda item: item[0].start)
+        return [self._finished(window, counts, key).to_record() for window, counts in ordered]
+
+    def _finished(self, window: WindowId, counts: WindowCounts, key: str) -> ClosedWindow:
+        end = window.start + self._size[window.kind]
+        return ClosedWindow(window.kind, window.start, end, key, counts.counts, counts.score_sums, counts.total)
 
     def _closes_by(self, kind: str, start: int) -> int:
         return start + self._size[kind] + self.grace_ms

@@ -13,7 +13,7 @@ import faust
 from emostream.logs import configure_logging
 from emostream.settings import Settings
 from stream import announcements
-from stream.agents import WorkerStats, register_agents
+from stream.agents import Predictor, WorkerParts, WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
@@ -54,26 +54,16 @@ def create_app(settings: Settings) -> faust.App:
         Worker=Worker,
     )
     topics = Topics.declare(app, settings)
-    # One JSON state per aggregation key (open windows, watermark); the app's default serializer is JSON.
-    state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
-    aggregator = WindowAggregator(
-        [
-            WindowSpec("tumbling", int(settings.tumbling_window * 1000), int(settings.tumbling_window * 1000)),
-            WindowSpec("hopping", int(settings.hopping_window * 1000), int(settings.hopping_step * 1000)),
-        ],
-        grace_ms=int(settings.window_grace * 1000),
-    )
-    stats = WorkerStats()
     server = ModelServer(settings)
 
     @app.on_before_shutdown.connect
     async def stop_inference_processes(sender: faust.App, **kwargs: Any) -> None:
         server.close()
 
-    guard = StallGuard(settings.stall_timeout)
-    register_agents(app, settings, topics, server, state, aggregator, stats, guard)
-    watch_input(app, guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
-    register_views(app, state, aggregator, stats, server)
+    parts = worker_parts(app, settings, topics, server)
+    register_agents(app, parts)
+    watch_input(app, parts.guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
+    register_views(app, parts)
 
     needed = [
         TopicSpec(topic.get_topic_name(), settings.partitions)
@@ -87,7 +77,7 @@ def create_app(settings: Settings) -> faust.App:
         )
     ]
     needed += [
-        TopicSpec(state.changelog_topic.get_topic_name(), settings.partitions, compacted=True),
+        TopicSpec(parts.state.changelog_topic.get_topic_name(), settings.partitions, compacted=True),
         TopicSpec(settings.topic_models, 1),
     ]
 
@@ -103,6 +93,21 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     return app
+
+
+def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Predictor) -> WorkerParts:
+    """What the agents work with: the aggregation state table and window logic, counters and the stall guard."""
+    tumbling_ms, grace_ms = int(settings.tumbling_window * 1000), int(settings.window_grace * 1000)
+    aggregator = WindowAggregator(
+        [
+            WindowSpec("tumbling", tumbling_ms, tumbling_ms),
+            WindowSpec("hopping", int(settings.hopping_window * 1000), int(settings.hopping_step * 1000)),
+        ],
+        grace_ms=grace_ms,
+    )
+    # One KeyState per aggregation key, kept as JSON (the app's default serializer).
+    state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
+    return WorkerParts(settings, topics, server, state, aggregator, WorkerStats(), StallGuard(settings.stall_timeout))
 
 
 app = create_app(Settings.from_env())

@@ -31,6 +31,8 @@ from typing import Any
 
 import orjson
 
+from models.prediction import Prediction
+
 DEFAULT_SOURCE = "unknown"
 ALL_SOURCES = "*"  # the aggregation key of the all-sources aggregate
 MAX_ID_CHARS = 256
@@ -226,7 +228,61 @@ def score_margin(scores: dict[str, float]) -> float:
     return top[0] - top[1] if len(top) > 1 else 1.0
 
 
-def review_record(event: TextEvent, labelled: dict[str, Any], margin: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LabelledEvent:
+    """A classified event: the ``emotion.labelled`` record, its aggregation entry and its margin."""
+
+    id: str
+    source: str
+    ts: int
+    label: str
+    score: float
+    scores: dict[str, float]
+    model_version: str
+    processed_at: int
+    labels: tuple[str, ...] | None = None  # multi-label models only
+
+    @classmethod
+    def of(cls, event: TextEvent, prediction: Prediction, model_version: str, processed_at: int) -> LabelledEvent:
+        """``event`` labelled with ``prediction`` by ``model_version`` at ``processed_at`` (epoch ms)."""
+        return cls(
+            event.id,
+            event.source,
+            event.ts,
+            prediction.label,
+            prediction.score,
+            prediction.scores,
+            model_version,
+            processed_at,
+            prediction.labels,
+        )
+
+    @property
+    def margin(self) -> float:
+        """How far the top score lies above the runner-up (see :func:`score_margin`)."""
+        return score_margin(self.scores)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-ready ``emotion.labelled`` record (``labels`` only for multi-label models)."""
+        record: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "ts": self.ts,
+            "label": self.label,
+            "score": self.score,
+            "scores": self.scores,
+        }
+        if self.labels is not None:
+            record["labels"] = list(self.labels)
+        record.update(model_version=self.model_version, processed_at=self.processed_at)
+        return record
+
+    def to_json(self) -> bytes:
+        """The record's bytes."""
+        return orjson.dumps(self.to_record())
+
+
+def review_record(event: TextEvent, labelled: LabelledEvent, margin: float) -> dict[str, Any]:
     """What annotators get on ``emotion.review``: the text, the model's guess and its scores (answers come back on
     ``emotion.feedback`` as ``{"id", "text", "label"}``)."""
     return {
@@ -234,20 +290,8 @@ def review_record(event: TextEvent, labelled: dict[str, Any], margin: float) -> 
         "text": event.text,
         "source": event.source,
         "ts": event.ts,
-        "label": labelled["label"],
-        "scores": labelled["scores"],
+        "label": labelled.label,
+        "scores": labelled.scores,
         "margin": round(margin, 6),
-        "model_version": labelled["model_version"],
-    }
-
-
-def labelled_record(event: TextEvent, prediction: dict[str, Any], model_version: str, processed_at: int) -> dict:
-    """The output record for a classified event (``prediction`` as ``Prediction.to_dict()`` gives it)."""
-    return {
-        "id": event.id,
-        "source": event.source,
-        "ts": event.ts,
-        **prediction,
-        "model_version": model_version,
-        "processed_at": processed_at,
+        "model_version": labelled.model_version,
     }

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,47 @@ class ServedModel:
     info: ModelInfo
 
 
+class SwapGate:
+    """The one switch point of a hot swap: a swap waits until the predictions running on the old model are done and
+    holds new ones back meanwhile, so every prediction runs wholly on one model and the version changes at one
+    boundary."""
+
+    def __init__(self) -> None:
+        self._condition = asyncio.Condition()  # guards the two fields below
+        self._in_flight = 0  # predictions running on the model in service
+        self._swapping = False  # a new model waits for those to finish; new predictions wait for it
+
+    @property
+    def in_flight(self) -> int:
+        """Predictions running now."""
+        return self._in_flight
+
+    @asynccontextmanager
+    async def prediction(self) -> AsyncIterator[None]:
+        """Run a prediction: waits while a swap is under way, then counts as in flight until the block ends."""
+        async with self._condition:
+            await self._condition.wait_for(lambda: not self._swapping)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._condition:
+                self._in_flight -= 1
+                self._condition.notify_all()
+
+    @asynccontextmanager
+    async def swap(self) -> AsyncIterator[None]:
+        """Change the model: the block runs once no prediction is in flight, with new ones held back until it ends."""
+        async with self._condition:
+            self._swapping = True
+            try:
+                await self._condition.wait_for(lambda: self._in_flight == 0)
+                yield
+            finally:
+                self._swapping = False
+                self._condition.notify_all()
+
+
 class ModelServer:
     """Serves the configured model from the inference processes without blocking the event loop."""
 
@@ -52,9 +95,7 @@ class ModelServer:
         self.registry = ModelRegistry(settings.registry_dir)
         self._served: ServedModel | None = None
         self._pool = InferencePool(settings, settings.inference_processes)
-        self._gate = asyncio.Condition()  # guards the two fields below
-        self._in_flight = 0  # predictions running on the model in service
-        self._swapping = False  # a new model waits for those to finish; new predictions wait for it
+        self._gate = SwapGate()
         self._resolving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-resolver")
         self._changing_model = asyncio.Lock()  # one load or swap at a time
 
@@ -140,12 +181,8 @@ class ModelServer:
                 model_version=current.version if current else None,
             )
             return False
-        async with self._gate:
-            self._swapping = True
-            await self._gate.wait_for(lambda: self._in_flight == 0)
+        async with self._gate.swap():
             self._served = ServedModel(version, path, info)
-            self._swapping = False
-            self._gate.notify_all()
         log.info(
             "model swapped",
             model_version=self._served.version,
@@ -163,16 +200,9 @@ class ModelServer:
 
     async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
         """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""
-        async with self._gate:
-            await self._gate.wait_for(lambda: not self._swapping)
+        async with self._gate.prediction():
             served = self.loaded
-            self._in_flight += 1
-        try:
             predictions = await self._pool.predict(served.path, texts)
-        finally:
-            async with self._gate:
-                self._in_flight -= 1
-                self._gate.notify_all()
         return predictions, served.version
 
     def close(self) -> None:

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import faust
 
-from stream.agents import WorkerStats
-from stream.aggregation import WindowAggregator
-from stream.serving import ModelServer
+from stream.agents import WorkerParts
+from stream.aggregation import KeyState
 
 
-def register_views(
-    app: faust.App, state: faust.TableT, aggregator: WindowAggregator, stats: WorkerStats, server: ModelServer
-) -> None:
+def register_views(app: faust.App, parts: WorkerParts) -> None:
     """Attach the views to ``app``'s web server."""
+    state, aggregator, stats, server = parts.state, parts.aggregator, parts.stats, parts.server
 
     @app.page("/aggregates")
     async def aggregates(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         keys = {}
         for key, value in state.items():
+            held = KeyState.from_json(value)
             keys[key] = {
-                "watermark": value["watermark"],
-                "late": value["late"],
-                "open_windows": aggregator.open_windows(value, key),
+                "watermark": held.watermark,
+                "late": held.late,
+                "open_windows": aggregator.open_windows(held, key),
             }
         return web.json(keys)
 

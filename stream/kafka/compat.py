@@ -65,8 +65,14 @@ def check_installed() -> None:
     for owner, name, user in _required():
         if not hasattr(owner, name):
             problems.append(f"{owner.__module__}.{owner.__qualname__}.{name} is gone ({user})")
+    from aiokafka import client as aiokafka_client
+    from aiokafka.protocol.metadata import MetadataRequest
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
+    if not isinstance(getattr(aiokafka_client, "MetadataRequest", None), type):
+        problems.append("aiokafka.client.MetadataRequest is gone (no topic auto-creation)")
+    elif "allow_auto_topic_creation" not in inspect.signature(MetadataRequest).parameters:
+        problems.append("aiokafka's MetadataRequest takes no allow_auto_topic_creation (no topic auto-creation)")
     getmany = getattr(faust_aiokafka.AIOKafkaConsumerThread, "getmany", None)
     if getmany is not None and list(inspect.signature(getmany).parameters) != ["self", "active_partitions", "timeout"]:
         problems.append("AIOKafkaConsumerThread.getmany takes other arguments (a fixed set of partitions per fetch)")

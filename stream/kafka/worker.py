@@ -12,6 +12,7 @@ import faust
 from emostream.logs import RepeatFilter
 from stream.kafka.compat import check_installed, require_attributes
 from stream.kafka.consumer import Transport
+from stream.kafka.metadata import stop_auto_create
 
 
 class WorkerApp(faust.App):
@@ -21,6 +22,7 @@ class WorkerApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
         check_installed()  # before anything runs on internals that may have changed
+        stop_auto_create()
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
         super().__init__(*args, **kwargs)
 

@@ -202,16 +202,19 @@ def test_two_workers_in_one_group_share_the_partitions(stream_env, datasets_dir,
 
 def test_a_worker_whose_output_topic_is_lost_says_so_and_creates_it_again(stream_env, tmp_path):
     # What a broker on memory storage does after a restart, or an operator's delete: records sent to a topic that is
-    # gone are accepted and stored nowhere, so the worker has to notice.
+    # gone are accepted and stored nowhere, so the worker has to notice. The dead-letter topic is the one deleted: the
+    # worker has not written to it yet, so no client of the worker names it in a metadata request, which a broker that
+    # auto-creates topics (Tansu; Kafka's default) answers by creating it again at once, too fast for the check to see
+    # the gap (docs/notes.md).
     worker = stream_env.start_worker(tmp_path)
     send(stream_env, [event("before", "i am happy")])
     assert collect(stream_env, "labelled", expected=1)[0]["id"] == "ebefore"
 
-    async def delete_labelled():
+    async def delete_dlq():
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(stream_env.broker.url))
         await admin.start()
         try:
-            await admin.delete_topics([stream_env.topic("labelled")])
+            await admin.delete_topics([stream_env.topic("dlq")])
         finally:
             await admin.close()
 
@@ -220,12 +223,12 @@ def test_a_worker_whose_output_topic_is_lost_says_so_and_creates_it_again(stream
         return [topic for line in lines for topic in orjson.loads(line)["topics"]]
 
     assert reported_lost() == []  # topics nothing had written to yet are created, not reported as lost
-    asyncio.run(delete_labelled())
+    asyncio.run(delete_dlq())
     deadline = time.monotonic() + 120
-    while stream_env.topic("labelled") not in reported_lost():
+    while stream_env.topic("dlq") not in reported_lost():
         assert time.monotonic() < deadline, worker.log()
         time.sleep(0.5)
-    send(stream_env, [event("after", "i am happy")])
-    labelled = labelled_until_all(stream_env, {"eafter"}, timeout=60)
-    assert "eafter" in {r["id"] for r in labelled}
+    send(stream_env, [b"{oops"])
+    dead = collect(stream_env, "dlq", expected=1, timeout=60)
+    assert [r["error"] for r in dead] == ["invalid_json"]
     assert worker.process.poll() is None

@@ -47,7 +47,7 @@ def no_pauses(monkeypatch):
     monkeypatch.setattr(delivery, "FIRST_RETRY_PAUSE", 0.0)
 
 
-def test_a_refused_record_is_replaced_by_its_fallback_and_the_rest_go_on():
+async def test_a_refused_record_is_replaced_by_its_fallback_and_the_rest_go_on():
     dlq = ScriptedTopic("dlq")
     out = ScriptedTopic("labelled", {b"big": [MessageSizeTooLargeError("too big")]}, at_send=True)
     records = [
@@ -55,22 +55,22 @@ def test_a_refused_record_is_replaced_by_its_fallback_and_the_rest_go_on():
         Outgoing(out, b"big", fallback=lambda why: Outgoing(dlq, f"dead: {why}".encode())),
         Outgoing(out, b"b"),
     ]
-    report = asyncio.run(deliver(records))
+    report = await deliver(records)
     assert out.delivered == [b"a", b"b"]
     assert dlq.delivered == [b"dead: MessageSizeTooLargeError: [Error 10] MessageSizeTooLargeError: too big"]
     assert (report.replaced, report.undeliverable) == (1, 0)
 
 
-def test_a_broker_failure_is_sent_again_until_it_goes_through():
+async def test_a_broker_failure_is_sent_again_until_it_goes_through():
     out = ScriptedTopic("labelled", {b"a": [KafkaTimeoutError(), KafkaTimeoutError()]})
-    report = asyncio.run(deliver([Outgoing(out, b"a"), Outgoing(out, b"b")]))
+    report = await deliver([Outgoing(out, b"a"), Outgoing(out, b"b")])
     assert sorted(out.delivered) == [b"a", b"b"]
     assert (report.replaced, report.undeliverable) == (0, 0)
 
 
-def test_a_refused_record_without_fallback_is_counted_not_dropped_silently():
+async def test_a_refused_record_without_fallback_is_counted_not_dropped_silently():
     out = ScriptedTopic("aggregation-input", {b"x": [OverflowError("timestamp")]})
-    report = asyncio.run(deliver([Outgoing(out, b"x"), Outgoing(out, b"y")]))
+    report = await deliver([Outgoing(out, b"x"), Outgoing(out, b"y")])
     assert out.delivered == [b"y"] and report.undeliverable == 1
 
 

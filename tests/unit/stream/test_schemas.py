@@ -7,12 +7,13 @@ import base64
 import orjson
 import pytest
 
+from models.prediction import Prediction
 from stream.schemas import (
     DEAD_LETTER_RAW_BYTES,
     DeadLetter,
     InputLimits,
+    LabelledEvent,
     TextEvent,
-    labelled_record,
     parse_text_event,
     parse_timestamp,
     review_record,
@@ -129,7 +130,8 @@ def test_review_margin_and_record():
     assert score_margin({"joy": 0.5, "anger": 0.3, "fear": 0.2}) == pytest.approx(0.2)
     assert score_margin({"joy": 1.0}) == 1.0
     event = TextEvent("a", "hmm", "chat", 10)
-    labelled = {"label": "joy", "scores": {"joy": 0.5, "anger": 0.45}, "model_version": "v0001"}
+    labelled = LabelledEvent("a", "chat", 10, "joy", 0.5, {"joy": 0.5, "anger": 0.45}, "v0001", 20)
+    assert labelled.margin == pytest.approx(0.05)
     assert review_record(event, labelled, 0.05) == {
         "id": "a",
         "text": "hmm",
@@ -144,7 +146,8 @@ def test_review_margin_and_record():
 
 def test_labelled_record_carries_prediction_and_version():
     event = TextEvent("a", "hi", "chat", 10)
-    record = labelled_record(event, {"label": "joy", "score": 0.9, "scores": {"joy": 0.9}}, "v0003", 20)
+    labelled = LabelledEvent.of(event, Prediction("joy", 0.9, {"joy": 0.9}), "v0003", 20)
+    record = orjson.loads(labelled.to_json())
     assert record == {
         "id": "a",
         "source": "chat",
@@ -155,3 +158,9 @@ def test_labelled_record_carries_prediction_and_version():
         "model_version": "v0003",
         "processed_at": 20,
     }
+
+
+def test_a_multi_label_record_lists_its_labels():
+    event = TextEvent("a", "hi", "chat", 10)
+    prediction = Prediction("joy", 0.9, {"joy": 0.9, "love": 0.7}, ("joy", "love"))
+    assert LabelledEvent.of(event, prediction, "v0003", 20).to_record()["labels"] == ["joy", "love"]

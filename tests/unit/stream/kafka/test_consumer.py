@@ -2,44 +2,40 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from emostream.settings import Settings
 from stream.app import create_app
 
 
-def test_the_worker_consumer_uses_the_configured_fetch_wait(tmp_path):
-    async def build() -> int:
-        app = create_app(Settings(broker_url="kafka://127.0.0.1:9", fetch_wait=0.25, state_dir=tmp_path))
-        consumer = app.consumer._thread._create_worker_consumer(app.transport)
-        try:
-            return consumer._fetch_max_wait_ms
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(build()) == 250
+async def test_the_worker_consumer_uses_the_configured_fetch_wait(tmp_path):
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", fetch_wait=0.25, state_dir=tmp_path))
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 250
+    finally:
+        await consumer.stop()
 
 
 def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], committed: int | None) -> int | None:
-    """The offset the worker's consumer would commit for a partition with these records acknowledged and pending."""
+    """The offset the worker's consumer would commit for a partition with these records acknowledged and pending
+    (called from a test running on an event loop, as the app needs)."""
     from faust.types import TP
     from faust.types.tuples import Message
 
-    async def compute() -> int | None:
-        app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
-        consumer = app.consumer
-        tp = TP("emotion.texts", 0)
-        messages = [Message(tp.topic, 0, offset, 0.0, 0, None, None, b"{}", None, tp=tp) for offset in pending]
-        for message in messages:
-            consumer.track_message(message)
-        consumer._acked[tp] = list(acked)
-        consumer._acked_index[tp] = set(acked)
-        consumer._committed_offset[tp] = committed
-        return consumer._new_offset(tp)
-
-    return asyncio.run(compute())
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("emotion.texts", 0)
+    # Kept referenced, as the events in flight keep them in a worker: Faust tracks unacknowledged messages weakly.
+    messages = [Message(tp.topic, 0, offset, 0.0, 0, None, None, b"{}", None, tp=tp) for offset in pending]
+    for message in messages:
+        consumer.track_message(message)
+    consumer._acked[tp] = list(acked)
+    consumer._acked_index[tp] = set(acked)
+    consumer._committed_offset[tp] = committed
+    offset = consumer._new_offset(tp)
+    del messages
+    return offset
 
 
 @pytest.mark.parametrize(
@@ -51,11 +47,11 @@ def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], commi
         ([0, 1, 3, 4], [2], None, 2),  # up to the pending record, not past it
     ],
 )
-def test_a_commit_never_passes_a_record_still_in_flight(tmp_path, acked, pending, committed, expected):
+async def test_a_commit_never_passes_a_record_still_in_flight(tmp_path, acked, pending, committed, expected):
     assert commit_offset_after(tmp_path, acked=acked, pending=pending, committed=committed) == expected
 
 
-def test_a_fetch_reads_the_partitions_active_when_it_started_and_an_empty_set_reads_none(tmp_path, monkeypatch):
+async def test_a_fetch_reads_the_partitions_active_when_it_started_and_an_empty_set_reads_none(tmp_path, monkeypatch):
     """Faust passes its live set of active partitions, which the main thread changes while the consumer thread waits
     for records; aiokafka reads an empty set as every partition (docs/notes.md: the restarted worker that received
     nothing). The worker's consumer thread hands aiokafka a frozen copy, and an empty set fetches nothing."""
@@ -70,14 +66,11 @@ def test_a_fetch_reads_the_partitions_active_when_it_started_and_an_empty_set_re
 
     monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "getmany", fetch)
 
-    async def run() -> None:
-        app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
-        thread = app.consumer._thread
-        live = {TP("emotion.texts", 0), TP("emotion.texts", 1)}
-        assert await thread.getmany(live, 1.0) == {}
-        live.clear()  # what a pause on the main thread does to Faust's set
-        assert seen[0] == frozenset({TP("emotion.texts", 0), TP("emotion.texts", 1)})
-        assert await thread.getmany(set(), 1.0) == {}
-        assert len(seen) == 1  # an empty set never reaches aiokafka
-
-    asyncio.run(run())
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    thread = app.consumer._thread
+    live = {TP("emotion.texts", 0), TP("emotion.texts", 1)}
+    assert await thread.getmany(live, 1.0) == {}
+    live.clear()  # what a pause on the main thread does to Faust's set
+    assert seen[0] == frozenset({TP("emotion.texts", 0), TP("emotion.texts", 1)})
+    assert await thread.getmany(set(), 1.0) == {}
+    assert len(seen) == 1  # an empty set never reaches aiokafka

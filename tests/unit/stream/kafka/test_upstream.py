@@ -8,6 +8,7 @@ these fails after moving the pin, upstream has changed there: read the new code,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -24,51 +25,41 @@ def _app(tmp_path):
     return create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
 
 
-def test_faust_still_hard_codes_the_fetch_wait(tmp_path):
+async def test_faust_still_hard_codes_the_fetch_wait(tmp_path):
     """Change 1: Faust builds the worker's aiokafka consumer with fetch_max_wait_ms=1500, whatever the settings."""
-
-    async def build() -> int:
-        app = _app(tmp_path)
-        thread = app.consumer._thread
-        consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer(thread, app.transport)
-        try:
-            return consumer._fetch_max_wait_ms
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(build()) == 1500
+    app = _app(tmp_path)
+    consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer(app.consumer._thread, app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 1500
+    finally:
+        await consumer.stop()
 
 
-def test_faust_still_commits_past_a_batch_in_flight(tmp_path):
+async def test_faust_still_commits_past_a_batch_in_flight(tmp_path):
     """Change 4 (faust-streaming PR #707): offsets 0 and 1 still in flight, 2-4 acknowledged, nothing committed yet:
     Faust commits 5, so a crash now loses 0 and 1."""
-
-    async def offset() -> int | None:
-        consumer = _app(tmp_path).consumer
-        for pending in (0, 1):
-            consumer.track_message(Message(TEXTS.topic, 0, pending, 0.0, 0, None, None, b"{}", None, tp=TEXTS))
-        consumer._acked[TEXTS] = [2, 3, 4]
-        consumer._acked_index[TEXTS] = {2, 3, 4}
-        consumer._committed_offset[TEXTS] = None
-        return faust_aiokafka.Consumer._new_offset(consumer, TEXTS)
-
-    assert asyncio.run(offset()) == 5
+    consumer = _app(tmp_path).consumer
+    in_flight = [Message(TEXTS.topic, 0, offset, 0.0, 0, None, None, b"{}", None, tp=TEXTS) for offset in (0, 1)]
+    for message in in_flight:  # kept referenced: Faust tracks unacknowledged messages weakly
+        consumer.track_message(message)
+    consumer._acked[TEXTS] = [2, 3, 4]
+    consumer._acked_index[TEXTS] = {2, 3, 4}
+    consumer._committed_offset[TEXTS] = None
+    assert faust_aiokafka.Consumer._new_offset(consumer, TEXTS) == 5
 
 
-def test_faust_still_hands_its_live_partition_set_to_the_fetcher(tmp_path):
+async def test_faust_still_hands_its_live_partition_set_to_the_fetcher(tmp_path):
     """Change 5: Faust passes the very set it keeps changing on the main thread to aiokafka's ``fetched_records``
     (which reads an empty set as every partition), not a copy."""
     handed = []
 
-    class Fetcher:
+    class Subscriptions:
+        def fetch_context(self):
+            return contextlib.nullcontext()
+
+    class Fetcher:  # the three names Faust's _fetch_records reads of aiokafka's fetcher
         _closed = False
-
-        class _subscriptions:  # the attribute name Faust reads
-            @staticmethod
-            def fetch_context():
-                import contextlib
-
-                return contextlib.nullcontext()
+        _subscriptions = Subscriptions()
 
         async def fetched_records(self, partitions, timeout, max_records):
             handed.append(partitions)
@@ -78,22 +69,22 @@ def test_faust_still_hands_its_live_partition_set_to_the_fetcher(tmp_path):
         _closed = False
         _fetcher = Fetcher()
 
-    async def fetch() -> None:
-        thread = _app(tmp_path).consumer._thread
-        thread.consumer._flow_active = True  # what resume_flow() sets
-        live = {TEXTS}
-        await faust_aiokafka.AIOKafkaConsumerThread._fetch_records(thread, Consumer(), live, timeout=0.1)
-        assert handed[0] is live
-
-    asyncio.run(fetch())
+    thread = _app(tmp_path).consumer._thread
+    thread.consumer._flow_active = True  # what resume_flow() sets
+    live = {TEXTS}
+    await faust_aiokafka.AIOKafkaConsumerThread._fetch_records(thread, Consumer(), live, timeout=0.1)
+    assert handed[0] is live
 
 
-def test_faust_still_installs_a_terminal_spinner(tmp_path):
+async def test_faust_still_installs_a_terminal_spinner(tmp_path):
     """``stream.kafka.worker.Worker``: Faust's worker comes with a spinner that turns on every log record."""
+    worker = faust.Worker(_app(tmp_path), loglevel="warn", loop=asyncio.get_running_loop())
+    assert worker.spinner is not None
 
-    async def spinner() -> object:
-        app = _app(tmp_path)
-        worker = faust.Worker(app, loglevel="warn", loop=asyncio.get_running_loop())
-        return worker.spinner
 
-    assert asyncio.run(spinner()) is not None
+def test_aiokafka_still_asks_for_metadata_with_topic_auto_creation_on():
+    """Change 6 (``stream.kafka.metadata``): aiokafka's clients name their topics in metadata requests that let the
+    broker create any that is missing."""
+    from aiokafka.protocol.metadata import MetadataRequest, MetadataRequest_v5
+
+    assert MetadataRequest(["emotion.labelled"]).build(MetadataRequest_v5).allow_auto_topic_creation is True
