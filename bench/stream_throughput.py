@@ -100,10 +100,10 @@ def main() -> None:
     import numpy as np
 
     from emostream.settings import Settings
+    from models.classifier import load_classifier
     from models.data import load_file
     from models.registry import ModelRegistry
     from stream.broker import EmbeddedBroker, free_port
-    from stream.inference import load_classifier
     from stream.process import WorkerProcess
     from stream.serving import resolve_model
 

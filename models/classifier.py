@@ -12,6 +12,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,6 +136,18 @@ class EmotionClassifier:
             above = np.flatnonzero(row >= self.thresholds)
             chosen = tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
         return Prediction(self.labels[top], float(row[top]), scores, chosen)
+
+
+def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
+    """Load the checkpoint folder ``path`` the way the worker serves it: ``settings`` (``emostream.settings.Settings``)
+    gives the device, token length, forward-pass size and int8 policy."""
+    return EmotionClassifier.from_pretrained(
+        path,
+        device=settings.device,
+        max_length=settings.max_length,
+        batch_size=settings.batch_size,
+        quantize=settings.quantize,
+    )
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:

@@ -60,6 +60,18 @@ class LabelledTexts:
         """The rows at ``indices``, in that order."""
         return replace(self, texts=[self.texts[i] for i in indices], targets=[self.targets[i] for i in indices])
 
+    def split_off(self, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
+        """A seeded random ``fraction`` of the rows split off (at least one, and at least one left): ``(rest,
+        part)``, each in the original order."""
+        if not 0 < fraction < 1:
+            raise DataError(f"the fraction to split off must be between 0 and 1, got {fraction}")
+        order = list(range(len(self)))
+        random.Random(seed).shuffle(order)
+        cut = max(1, int(len(order) * fraction))
+        if cut >= len(order):
+            raise DataError(f"{self.source}: too few rows ({len(self)}) to split a part off")
+        return self.subset(sorted(order[cut:])), self.subset(sorted(order[:cut]))
+
     def sample(self, n: int | None, seed: int = 0) -> LabelledTexts:
         """A seeded random sample of at most ``n`` rows (all rows when ``n`` is None or large enough)."""
         if n is None or n >= len(self):
@@ -152,7 +164,7 @@ def load_splits(
             raise DataError(f"{path}: no train file (train.jsonl, train.csv or train.tsv)")
         train = load_file(files["train"], multi_label=multi_label, skip_invalid=skip_invalid)
         if files["validation"] is None:
-            train, validation = _split_off(train, validation_fraction, seed)
+            train, validation = train.split_off(validation_fraction, seed)
         else:
             validation = load_file(
                 files["validation"], train.labels, multi_label=train.multi_label, skip_invalid=skip_invalid
@@ -162,9 +174,8 @@ def load_splits(
             test = load_file(files["test"], train.labels, multi_label=train.multi_label, skip_invalid=skip_invalid)
         return Splits(train, validation, test)
     if path.is_file():
-        train, validation = _split_off(
-            load_file(path, multi_label=multi_label, skip_invalid=skip_invalid), validation_fraction, seed
-        )
+        whole = load_file(path, multi_label=multi_label, skip_invalid=skip_invalid)
+        train, validation = whole.split_off(validation_fraction, seed)
         return Splits(train, validation)
     if looks_like_hub_id(str(data)):
         return load_hub_dataset(str(data), multi_label=multi_label, skip_invalid=skip_invalid)
@@ -232,7 +243,7 @@ def load_hub_dataset(dataset_id: str, *, multi_label: bool | None = None, skip_i
     if "train" not in out:
         raise DataError(f"{dataset_id}: no train split")
     if "validation" not in out:
-        out["train"], out["validation"] = _split_off(out["train"], 0.1, 0)
+        out["train"], out["validation"] = out["train"].split_off(0.1, 0)
     return Splits(out["train"], out["validation"], out.get("test"))
 
 
@@ -391,14 +402,3 @@ def _validate(row: _Row, position: dict[str, int], id_names: dict[int, str]) -> 
         if position[name] not in ids:
             ids.append(position[name])
     return text, tuple(ids)
-
-
-def _split_off(data: LabelledTexts, fraction: float, seed: int) -> tuple[LabelledTexts, LabelledTexts]:
-    if not 0 < fraction < 1:
-        raise DataError(f"validation fraction must be between 0 and 1, got {fraction}")
-    order = list(range(len(data)))
-    random.Random(seed).shuffle(order)
-    cut = max(1, int(len(order) * fraction))
-    if cut >= len(order):
-        raise DataError(f"{data.source}: too few rows ({len(data)}) to split off a validation set")
-    return data.subset(sorted(order[cut:])), data.subset(sorted(order[:cut]))

@@ -126,6 +126,29 @@ class TrainingResult:
         }
 
 
+@dataclass
+class PreparedRun:
+    """What the fit phase works on: the classifier being trained (model, tokenizer), the tokenized training texts and
+    their targets, and the optimizer, schedule and loss."""
+
+    classifier: EmotionClassifier
+    token_ids: list[list[int]]
+    targets: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class BestEpoch:
+    """The epoch with the best validation macro-F1: its number, score, weights (on the CPU) and metrics."""
+
+    epoch: int
+    macro_f1: float
+    weights: dict[str, torch.Tensor]
+    metrics: dict[str, Any]
+
+
 class FineTuner:
     """Fine-tunes a base encoder with a new classification head on :class:`Splits`."""
 
@@ -146,13 +169,19 @@ class FineTuner:
         self.device = resolve_device(config.device)
 
     def train(self) -> TrainingResult:
-        """Run all phases and return the best epoch's model."""
+        """Run the phases: prepare, fit (keeping the best epoch), finish; return the best epoch's model."""
         set_seed(self.config.seed)
+        run = self.prepare()
+        started = time.perf_counter()
+        best, history = self.fit(run)
+        elapsed = time.perf_counter() - started
+        return self.finish(run, best, history, elapsed)
+
+    def prepare(self) -> PreparedRun:
+        """Phase 1: the model with its head, the tokenized training data, optimizer, schedule and loss."""
         model, tokenizer = self._build_model()
         token_ids = tokenizer(self.train_data.texts, truncation=True, max_length=self.config.max_length)["input_ids"]
-        targets = self._target_tensor(self.train_data)
         optimizer, scheduler = self._optimizer(model, math.ceil(len(token_ids) / self.config.batch_size))
-        loss_fn = self._loss()
         classifier = EmotionClassifier(
             model,
             tokenizer,
@@ -160,15 +189,24 @@ class FineTuner:
             max_length=self.config.max_length,
             batch_size=self.config.eval_batch_size,
         )
+        return PreparedRun(
+            classifier, token_ids, self._target_tensor(self.train_data), optimizer, scheduler, self._loss()
+        )
+
+    def fit(self, run: PreparedRun) -> tuple[BestEpoch, list[dict[str, Any]]]:
+        """Phase 2: train every epoch and validate after each; the best epoch (by validation macro-F1) and the
+        history of all of them."""
+        model = run.classifier.model
         history: list[dict[str, Any]] = []
-        best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any]] | None = None
-        started = time.perf_counter()
+        best: BestEpoch | None = None
         rng = random.Random(self.config.seed)
         for epoch in range(1, self.config.epochs + 1):
             epoch_started = time.perf_counter()
-            loss = self._train_epoch(model, token_ids, targets, optimizer, scheduler, loss_fn, rng, epoch)
+            loss = self._train_epoch(
+                model, run.token_ids, run.targets, run.optimizer, run.scheduler, run.loss_fn, rng, epoch
+            )
             train_seconds = time.perf_counter() - epoch_started
-            metrics = self._validate(classifier)
+            metrics = self.evaluate(run.classifier)
             record = {
                 "epoch": epoch,
                 "loss": round(loss, 4),
@@ -178,30 +216,42 @@ class FineTuner:
             }
             history.append(record)
             log.info("epoch done", of=self.config.epochs, **record)
-            if best is None or metrics["macro_f1"] > best[0]:
-                state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                best = (metrics["macro_f1"], epoch, state, metrics)
-        elapsed = time.perf_counter() - started
-        assert best is not None
-        model.load_state_dict(best[2])
+            if best is None or metrics["macro_f1"] > best.macro_f1:
+                weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best = BestEpoch(epoch, metrics["macro_f1"], weights, metrics)
+        assert best is not None  # epochs >= 1 (validated)
+        return best, history
+
+    def finish(
+        self, run: PreparedRun, best: BestEpoch, history: list[dict[str, Any]], elapsed: float
+    ) -> TrainingResult:
+        """Phase 3: restore the best epoch's weights, tune per-label thresholds (multi-label) and check int8."""
+        model = run.classifier.model
+        model.load_state_dict(best.weights)
         model.eval()
-        validation = best[3]
+        validation = best.metrics
         if self.config.multi_label:
-            validation = self._tune_thresholds(classifier)
-        int8 = self._check_int8(classifier, validation)
+            validation = self._tune_thresholds(run.classifier)
+        int8 = self._check_int8(run.classifier, validation)
         model.config.int8_validated = int8["approved"]
-        examples = len(token_ids) * self.config.epochs
+        examples = len(run.token_ids) * self.config.epochs
         return TrainingResult(
-            classifier=classifier,  # holds the best epoch's weights now
+            classifier=run.classifier,  # holds the best epoch's weights now
             config=self.config,
             validation=validation,
             history=history,
-            best_epoch=best[1],
-            train_examples=len(token_ids),
+            best_epoch=best.epoch,
+            train_examples=len(run.token_ids),
             train_seconds=elapsed,
             examples_per_second=examples / elapsed,
             int8=int8,
         )
+
+    def evaluate(self, classifier: EmotionClassifier) -> dict[str, Any]:
+        """``classifier``'s metrics on the validation split (``models.evaluation.score``), with this run's labels."""
+        classifier.model.eval()
+        probabilities = classifier.predict_proba(self.validation_data.texts)
+        return score(probabilities, self.validation_data.targets, self.labels, multi_label=self.config.multi_label)
 
     # --- phases ---------------------------------------------------------------------------------------------------
 
@@ -280,11 +330,6 @@ class FineTuner:
             seen += len(indices)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         return total / max(seen, 1)
-
-    def _validate(self, classifier: EmotionClassifier) -> dict[str, Any]:
-        classifier.model.eval()
-        probabilities = classifier.predict_proba(self.validation_data.texts)
-        return score(probabilities, self.validation_data.targets, self.labels, multi_label=self.config.multi_label)
 
     def _tune_thresholds(self, classifier: EmotionClassifier) -> dict[str, Any]:
         probabilities = classifier.predict_proba(self.validation_data.texts)

@@ -16,20 +16,18 @@ Every candidate is registered with its decision in ``metrics.json``; a rejected 
 
 from __future__ import annotations
 
-import random
-import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
 from sklearn.metrics import f1_score
 
-from models.artifacts import export_run
 from models.classifier import EmotionClassifier
 from models.data import DataError, LabelledTexts, Splits
 from models.evaluation import evaluate_classifier
 from models.finetuning import FineTuner, TrainingConfig
 from models.registry import ModelRegistry, VersionInfo
+from models.release import register_run
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +113,7 @@ def run_cycle(registry: ModelRegistry, feedback: LabelledTexts, base: Splits, co
     used = sorted({feedback.labels[t[0]] for t in feedback.targets})
     new_labels = [name for name in used if name not in current.labels]
     labels = list(current.labels) + new_labels
-    train_part, holdout = _split(feedback, config)
+    train_part, holdout = feedback.split_off(config.holdout_fraction, config.seed)
     replay = base.train.sample(config.replay, seed=config.seed)
     train = _concat(train_part.relabel(labels), replay.relabel(labels))
     training = TrainingConfig(
@@ -149,25 +147,15 @@ def run_cycle(registry: ModelRegistry, feedback: LabelledTexts, base: Splits, co
         config.tolerance,
     )
     log.info("promotion gate", promoted=decision.promoted, reason=decision.reason)
-    with tempfile.TemporaryDirectory(dir=registry.root, prefix=".retrain-") as scratch:
-        run = export_run(
-            result,
-            scratch,
-            data_source=f"feedback ({len(feedback)}) + replay ({len(replay)})",
-            extra={"gate": decision.to_dict(), "parent": current_path.name, "new_labels": new_labels},
-        )
-        info = registry.register(run, promote=decision.promoted)
+    info = register_run(
+        registry,
+        result,
+        data_source=f"feedback ({len(feedback)}) + replay ({len(replay)})",
+        promote=decision.promoted,
+        extra={"gate": decision.to_dict(), "parent": current_path.name, "new_labels": new_labels},
+        scratch_prefix=".retrain-",
+    )
     return CycleResult(info, decision, new_labels, len(train), len(holdout))
-
-
-def _split(feedback: LabelledTexts, config: CycleConfig) -> tuple[LabelledTexts, LabelledTexts]:
-    order = list(range(len(feedback)))
-    random.Random(config.seed).shuffle(order)
-    shuffled = feedback.subset(order)
-    cut = max(1, int(len(shuffled) * config.holdout_fraction))
-    if len(shuffled) - cut < 1:
-        raise DataError(f"too little feedback ({len(feedback)}) to hold part of it out")
-    return shuffled.subset(range(cut, len(shuffled))), shuffled.subset(range(cut))
 
 
 def _concat(first: LabelledTexts, second: LabelledTexts) -> LabelledTexts:

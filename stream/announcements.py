@@ -1,8 +1,8 @@
 """Model announcements on ``emotion.models``: a promoted (or rolled-back) version that every worker swaps in.
 
-``announce`` is what ``emostream models promote/rollback`` (and, later, the trainer) call after the registry's
-``current`` pointer moved. Every worker follows the topic with its own group-less consumer, so each one sees every
-announcement (a consumer group would hand each message to one worker only).
+``announce_current`` is what ``emostream train --register``, ``models promote/rollback`` and the trainer call
+after the registry's ``current`` pointer moved. Every worker follows the topic with its own group-less consumer, so
+each one sees every announcement (a consumer group would hand each message to one worker only).
 """
 
 from __future__ import annotations
@@ -109,3 +109,23 @@ async def follow(
                     await _handle(record, on_announcement)
     finally:
         await consumer.stop()
+
+
+async def announce_current(broker_url: str, topic: str, info: VersionInfo, previous: str | None) -> bool:
+    """Announce ``info`` if it became the current version (it is current, and ``previous``, the version current before,
+    was another one). The registry change stands whatever happens here: a broker that is away or refuses is logged,
+    and workers pick ``current`` up when they restart. Returns whether it was announced."""
+    if not info.is_current or previous is None or previous == info.version:
+        return False  # nothing changed for running workers (none run without a model)
+    try:
+        await announce(broker_url, topic, info, timeout=5)
+    except Exception as exc:
+        log.warning(
+            "not announced: running workers keep their model until they restart",
+            version=info.version,
+            topic=topic,
+            error=repr(exc),
+        )
+        return False
+    log.info("announced", version=info.version, topic=topic)
+    return True

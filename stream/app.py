@@ -6,9 +6,10 @@ windows, model. Creating the app connects to nothing; the worker does when it st
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
+from mode.utils.loops import get_event_loop
 
 from emostream.logs import configure_logging
 from emostream.settings import Settings
@@ -108,6 +109,14 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
     # One KeyState per aggregation key, kept as JSON (the app's default serializer).
     state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
     return WorkerParts(settings, topics, server, state, aggregator, WorkerStats(), StallGuard(settings.stall_timeout))
+
+
+def run_worker(app: faust.App, loglevel: str) -> NoReturn:
+    """Run ``app`` in its Faust worker until the worker is stopped (Ctrl-C, SIGTERM), as
+    ``faust -A stream.app worker -l LOGLEVEL`` does, without going through Faust's command line."""
+    level = {"warning": "warn", "critical": "crit"}.get(loglevel.lower(), loglevel.lower())  # Faust's names
+    worker = app.Worker(loglevel=level, loop=get_event_loop())
+    raise worker.execute_from_commandline()
 
 
 app = create_app(Settings.from_env())

@@ -40,19 +40,6 @@ class ModelInfo:
     quantized: bool
 
 
-def load_classifier(path: str, settings: Settings) -> Any:
-    """Load the checkpoint folder ``path`` the way the worker serves it (device, length, batch size, int8)."""
-    from models.classifier import EmotionClassifier
-
-    return EmotionClassifier.from_pretrained(
-        path,
-        device=settings.device,
-        max_length=settings.max_length,
-        batch_size=settings.batch_size,
-        quantize=settings.quantize,
-    )
-
-
 # --- in a child process ----------------------------------------------------------------------------------------------
 
 _settings: Settings | None = None
@@ -80,6 +67,8 @@ def _load(path: str, keep: str | None) -> ModelInfo:
         del _models[loaded]
     if path not in _models:
         assert _settings is not None, "child not started"
+        from models.classifier import load_classifier  # torch is imported in the children only
+
         _models[path] = load_classifier(path, _settings)
     classifier = _models[path]
     return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized)

@@ -12,8 +12,6 @@ appear by one rename.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,10 +24,11 @@ from emostream.settings import Settings
 from models.data import load_splits
 from models.registry import ModelRegistry
 from models.retraining_cycle import MIN_FEEDBACK, CycleConfig, CycleResult, run_cycle
-from stream.announcements import announce
+from stream.announcements import announce_current
 from stream.feedback import FeedbackExample, TopicContents, parse_feedback, read_topic, snapshot
 from stream.schemas import InputLimits
 from stream.tools import send_values
+from stream.trainer_state import TopicMarks, TrainerState
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +43,8 @@ class Skipped:
 class RetrainingJob:
     """Feedback in, retraining cycles out.
 
-    Its state says, per feedback topic and partition, up to which offset the examples were trained on and invalid
-    records dead-lettered, so a new topic starts from nothing and a record is dead-lettered once. A topic whose
-    end offsets went below those (recreated) starts again from nothing.
+    Its state (``stream.trainer_state``) says, per feedback topic and partition, up to which offset the examples were
+    trained on and invalid records dead-lettered.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -54,40 +52,23 @@ class RetrainingJob:
         self.registry = ModelRegistry(settings.registry_dir)
         self.state_path = self.registry.root / "trainer-state.json"
 
-    def load_state(self) -> dict:
-        """What the last run left: ``{"last_cycle": seconds, "topics": {topic: {"trained": {partition: offset},
-        "dead_lettered": {partition: offset}}}}`` (offsets are the next one to look at)."""
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            state = {}
-        if "topics" not in state:  # nothing yet, or the first format (a global count): start over
-            state = {"last_cycle": state.get("last_cycle", 0.0), "topics": {}}
-        return state
+    def load_state(self) -> TrainerState:
+        """What the last run left (``stream.trainer_state``)."""
+        return TrainerState.load(self.state_path)
 
-    def save_state(self, state: dict) -> None:
+    def save_state(self, state: TrainerState) -> None:
         """Write the state atomically."""
-        self.registry.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(f".trainer-state.{os.getpid()}")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        state.save(self.state_path)
 
-    def topic_state(self, state: dict, ends: dict[int, int]) -> dict:
-        """The feedback topic's part of ``state`` (created if new; reset if the topic was recreated)."""
+    def topic_marks(self, state: TrainerState, ends: dict[int, int]) -> TopicMarks:
+        """The feedback topic's marks in ``state`` (new if the topic is new; reset if it was recreated)."""
         topic = self.settings.topic_feedback
-        marks = state["topics"].setdefault(topic, {"trained": {}, "dead_lettered": {}})
-        behind = [
-            int(p)
-            for kind in ("trained", "dead_lettered")
-            for p, offset in marks[kind].items()
-            if ends.get(int(p), 0) < offset
-        ]
+        marks, behind = state.marks(topic, ends)
         if behind:
-            log.warning("feedback topic was recreated: reading it as new", topic=topic, partitions=sorted(set(behind)))
-            marks = state["topics"][topic] = {"trained": {}, "dead_lettered": {}}
+            log.warning("feedback topic was recreated: reading it as new", topic=topic, partitions=behind)
         return marks
 
-    async def collect(self, contents: TopicContents, marks: dict) -> list[FeedbackExample]:
+    async def collect(self, contents: TopicContents, marks: TopicMarks) -> list[FeedbackExample]:
         """The valid examples of ``contents``; invalid records past the dead-letter marks go to the dead-letter topic
         (and the marks move past them)."""
         settings = self.settings
@@ -99,21 +80,20 @@ class RetrainingJob:
             )
             if isinstance(parsed, FeedbackExample):
                 examples.append(parsed)
-            elif offset >= marks["dead_lettered"].get(str(partition), 0):
+            elif marks.needs_dead_letter(partition, offset):
                 letters.append(parsed)
         if letters:
             await send_values(settings.broker_url, settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters])
             for letter in letters:
                 log.warning("invalid feedback", error=letter.error, reason=letter.reason[:200], offset=letter.offset)
-                done = marks["dead_lettered"].get(str(letter.partition), 0)
-                marks["dead_lettered"][str(letter.partition)] = max(done, letter.offset + 1)
+                marks.dead_lettered_to(letter.partition, letter.offset)
         return examples
 
-    def due(self, state: dict, new: int, *, now: float) -> bool:
+    def due(self, state: TrainerState, new: int, *, now: float) -> bool:
         """Whether ``new`` examples since the last cycle start one now (enough of them, or the period is over)."""
         if new <= 0:
             return False
-        return new >= self.settings.trainer_min_new or now - state["last_cycle"] >= self.settings.trainer_every
+        return new >= self.settings.trainer_min_new or now - state.last_cycle >= self.settings.trainer_every
 
     async def run_once(self, *, force: bool = False) -> CycleResult | Skipped:
         """Collect feedback and, if a cycle is due (or ``force``: whenever there is something new), run one."""
@@ -121,10 +101,10 @@ class RetrainingJob:
         settings = self.settings
         state = self.load_state()
         contents = await read_topic(settings.broker_url, settings.topic_feedback)
-        marks = self.topic_state(state, contents.ends)
+        marks = self.topic_marks(state, contents.ends)
         examples = await self.collect(contents, marks)
         self.save_state(state)
-        new = [e for e in examples if e.offset >= marks["trained"].get(str(e.partition), 0)]
+        new = [e for e in examples if marks.is_new(e.partition, e.offset)]
         examples_now = snapshot(examples)
         if not new:
             return self._skip("nothing new since the last cycle", feedback=len(examples_now))
@@ -140,12 +120,12 @@ class RetrainingJob:
             max_length=settings.max_length,
             device=settings.device,
         )
+        previous = self.registry.current_version()
         result = await asyncio.to_thread(run_cycle, self.registry, examples_now, base, config)
-        marks["trained"] = {str(partition): end for partition, end in contents.ends.items()}
-        state["last_cycle"] = time.time()
+        marks.trained_to(contents.ends)
+        state.last_cycle = time.time()
         self.save_state(state)
-        if result.decision.promoted:
-            await announce(settings.broker_url, settings.topic_models, result.version)
+        await announce_current(settings.broker_url, settings.topic_models, result.version, previous)
         log.info(
             "cycle done",
             version=result.version.version,

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import structlog
 
 from emostream.cli.common import emit
-from emostream.cli.training import train
+from emostream.cli.training import run_training
 from emostream.settings import Settings
 
 log = structlog.get_logger("emostream")
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+@click.command()
 @click.option("-l", "--loglevel", help="Faust's log level [default: $EMOSTREAM_LOG_LEVEL].")
 @click.pass_obj
 def worker(settings: Settings, loglevel: str | None) -> None:
@@ -23,12 +22,9 @@ def worker(settings: Settings, loglevel: str | None) -> None:
     from models.registry import ModelRegistry
 
     ModelRegistry(settings.registry_dir).resolve(settings.model)  # fail now, clearly, if there is nothing to serve
-    from stream.app import app
+    from stream.app import app, run_worker
 
-    level = (loglevel or settings.log_level).lower()
-    level = {"warning": "warn", "critical": "crit"}.get(level, level)  # Faust's names
-    sys.argv = ["emostream", "worker", "-l", level]
-    app.main()
+    run_worker(app, loglevel or settings.log_level)
 
 
 @click.command()
@@ -139,5 +135,5 @@ def demo(settings: Settings, path: Path) -> None:
             "No model in the registry yet: training one with the quick recipe first (about 5 minutes on 2 CPU cores).",
             err=True,
         )
-        click.get_current_context().invoke(train, recipe="quick", register=True)
+        emit(run_training(settings, recipe="quick", register=True))
     run_demo(settings, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +52,37 @@ def train(
     **overrides: Any,
 ) -> None:
     """Fine-tune the base encoder with a new emotion head; print the run's metrics as JSON."""
+    emit(
+        run_training(
+            settings,
+            data=data,
+            recipe=recipe,
+            base=base,
+            out=out,
+            register=register,
+            promote=promote,
+            skip_invalid=skip_invalid,
+            seed=seed,
+            **overrides,
+        )
+    )
+
+
+def run_training(
+    settings: Settings,
+    *,
+    data: str | None = None,
+    recipe: str = "quick",
+    base: str | None = None,
+    out: Path | None = None,
+    register: bool = False,
+    promote: bool = False,
+    skip_invalid: bool = False,
+    seed: int = 42,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """What ``emostream train`` does (also the demo's first step): load the data, fine-tune, score, write or register
+    the run; returns the summary it prints."""
     from models.data import load_splits
     from models.evaluation import evaluate_classifier
     from models.finetuning import FineTuner, TrainingConfig
@@ -63,9 +93,9 @@ def train(
         base or settings.base_model,
         device=settings.device,
         seed=seed,
-        multi_label=overrides.pop("multi_label") or None,
-        class_weights=overrides.pop("class_weights") or None,
-        **overrides,
+        multi_label=overrides.pop("multi_label", None) or None,
+        class_weights=overrides.pop("class_weights", None) or None,
+        **{name: value for name, value in overrides.items() if value is not None},
     )
     splits = load_splits(data, multi_label=config.multi_label or None, skip_invalid=skip_invalid, seed=seed)
     log.info(
@@ -82,42 +112,36 @@ def train(
     test_metrics = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
     summary = _save_run(settings, result, data, test_metrics, out, register=register, promote=promote)
     headline = test_metrics or result.validation
-    emit(
-        {
-            **summary,
-            "accuracy": headline["accuracy"],
-            "macro_f1": headline["macro_f1"],
-            "weighted_f1": headline["weighted_f1"],
-            "scored_on": "test" if test_metrics else "validation",
-            "train_seconds": round(result.train_seconds, 1),
-            "examples_per_second": round(result.examples_per_second, 1),
-            "best_epoch": result.best_epoch,
-            "int8_approved": result.int8["approved"],
-        }
-    )
+    return {
+        **summary,
+        "accuracy": headline["accuracy"],
+        "macro_f1": headline["macro_f1"],
+        "weighted_f1": headline["weighted_f1"],
+        "scored_on": "test" if test_metrics else "validation",
+        "train_seconds": round(result.train_seconds, 1),
+        "examples_per_second": round(result.examples_per_second, 1),
+        "best_epoch": result.best_epoch,
+        "int8_approved": result.int8["approved"],
+    }
 
 
 def _save_run(
     settings: Settings, result, data: str, test_metrics, out: Path | None, *, register: bool, promote: bool
 ) -> dict[str, Any]:
-    """Write the run folder (to ``out``, or ``runs/<time>-<recipe>``) and register it if asked."""
+    """Write the run folder (to ``out``, or ``runs/<time>-<recipe>``); with ``register``, register it
+    (``models.release``) and announce it to running workers if it became current."""
     from models.artifacts import export_run
     from models.registry import ModelRegistry
+    from models.release import register_run
 
     if not register:
         out = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{result.config.recipe}"
         return {"out": str(export_run(result, out, data_source=data, test_metrics=test_metrics))}
     registry = ModelRegistry(settings.registry_dir)
-    registry.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=registry.root, prefix=".run-") as scratch:
-        run_dir = export_run(result, out or Path(scratch), data_source=data, test_metrics=test_metrics)
-        previous = registry.current_version()
-        info = registry.register(run_dir, promote=promote or previous is None)
+    previous = registry.current_version() if registry.root.is_dir() else None
+    info = register_run(registry, result, data_source=data, test_metrics=test_metrics, promote=promote, out=out)
     log.info("registered", version=info.version, current=info.is_current)
-    if info.is_current and previous is not None:
-        announce_version(
-            settings, info, True
-        )  # running workers swap the new current model in (none run without a model)
+    announce_version(settings, info, previous)
     return {
         "out": str(out) if out else None,
         "version": info.version,
@@ -175,7 +199,7 @@ def _stdin_chunks(size: int) -> Iterator[list[str]]:
 
 
 def _load_classifier(settings: Settings, model_ref: str):
+    from models.classifier import load_classifier  # served exactly as the worker serves it
     from models.registry import ModelRegistry
-    from stream.inference import load_classifier  # served exactly as the worker serves it
 
     return load_classifier(str(ModelRegistry(settings.registry_dir).resolve(model_ref)), settings)

@@ -55,9 +55,12 @@ def models_promote(settings: Settings, version: str, announce: bool) -> None:
     """Verify VERSION and make it current."""
     from models.registry import ModelRegistry
 
-    info = ModelRegistry(settings.registry_dir).promote(version)
+    registry = ModelRegistry(settings.registry_dir)
+    previous = registry.current_version()
+    info = registry.promote(version)
     log.info("promoted", version=info.version)
-    announce_version(settings, info, announce)
+    if announce:
+        announce_version(settings, info, previous)
     emit(info.to_dict())
 
 
@@ -68,9 +71,12 @@ def models_rollback(settings: Settings, announce: bool) -> None:
     """Make the previously current version current again."""
     from models.registry import ModelRegistry
 
-    info = ModelRegistry(settings.registry_dir).rollback()
+    registry = ModelRegistry(settings.registry_dir)
+    previous = registry.current_version()
+    info = registry.rollback()
     log.info("rolled back", version=info.version)
-    announce_version(settings, info, announce)
+    if announce:
+        announce_version(settings, info, previous)
     emit(info.to_dict())
 
 
@@ -84,21 +90,11 @@ def models_prune(settings: Settings) -> None:
     emit({"removed": removed})
 
 
-def announce_version(settings: Settings, info, announce: bool) -> None:
-    """Announce the new current version to the workers; the registry change stands even if the broker is away."""
-    if not announce:
-        return
+def announce_version(settings: Settings, info, previous: str | None) -> None:
+    """Tell running workers if ``info`` became the current version (``previous`` was current before); the registry
+    change stands even if the broker is away (``stream.announcements.announce_current`` logs it)."""
     import asyncio
 
-    from stream.announcements import announce as publish
+    from stream.announcements import announce_current
 
-    try:
-        asyncio.run(publish(settings.broker_url, settings.topic_models, info, timeout=5))
-        log.info("announced", version=info.version, topic=settings.topic_models)
-    except Exception as exc:  # the broker is unreachable or refused: workers pick `current` up when they restart
-        log.warning(
-            "not announced: running workers keep their model until they restart",
-            version=info.version,
-            broker=settings.broker_url,
-            error=repr(exc),
-        )
+    asyncio.run(announce_current(settings.broker_url, settings.topic_models, info, previous))

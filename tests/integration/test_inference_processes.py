@@ -15,7 +15,8 @@ import time
 import pytest
 
 from emostream.settings import Settings
-from stream.inference import InferencePool, load_classifier
+from models.classifier import load_classifier
+from stream.inference import InferencePool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from models.data import DataError, load_eval_data, load_file, load_splits
+from models.data import DataError, LabelledTexts, load_eval_data, load_file, load_splits
 
 
 def write_jsonl(path, rows):
@@ -145,3 +145,16 @@ def test_shared_goemotions_is_multi_label(datasets_dir):
     splits = load_splits(datasets_dir / "goemotions")
     assert len(splits.train.labels) == 28 and splits.train.multi_label
     assert len(splits.validation) == 5426
+
+
+def test_split_off_is_seeded_keeps_order_and_leaves_rows_on_both_sides():
+    data = LabelledTexts([f"t{i}" for i in range(10)], [(i % 2,) for i in range(10)], ("a", "b"), False, "ten")
+    rest, part = data.split_off(0.3, seed=1)
+    assert len(part) == 3 and len(rest) == 7
+    assert sorted(rest.texts + part.texts, key=lambda t: int(t[1:])) == data.texts
+    assert rest.texts == sorted(rest.texts, key=lambda t: int(t[1:]))  # original order kept
+    assert data.split_off(0.3, seed=1) == (rest, part)
+    with pytest.raises(DataError):
+        data.subset([0]).split_off(0.5, seed=1)  # nothing would be left
+    with pytest.raises(DataError):
+        data.split_off(1.0, seed=1)
