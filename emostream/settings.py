@@ -1,7 +1,8 @@
 """The one typed, frozen configuration of emostream, read from ``EMOSTREAM_*`` environment variables.
 
 Load it once at the edge (the CLI, the Faust app factory) with :meth:`Settings.from_env` and pass it explicitly.
-Each field's metadata names its variable and documents it; the README's configuration reference lists the same.
+Each field's metadata documents its variable; ``SECTIONS`` groups them, and the README's configuration reference is
+generated from both (``python -m emostream.settings``; a test keeps the README in step).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _env(doc: str, default: Any = None, default_factory: Any = None) -> Any:
 class Settings:
     """Runtime configuration. Every field ``name`` is read from ``EMOSTREAM_<NAME>``."""
 
+    # --- the model and its registry -----------------------------------------------------------------------------------
     registry_dir: Path = _env(
         "Model registry: one folder per version plus the `current` pointer.",
         default=REPO_ROOT / "registry",
@@ -51,6 +53,10 @@ class Settings:
     base_model: str = _env(
         "Pre-trained encoder to fine-tune: an HF folder or hub id. Default: the packaged all-MiniLM-L6-v2.",
         default_factory=_default_base_model,
+    )
+    model: str = _env(
+        "Model the worker serves: `current` (the registry's), a version such as `v0003`, or a folder.",
+        default="current",
     )
     device: Device = _env("Where models run: `auto` (GPU when there is one), `cpu` or `cuda`.", default="auto")
     quantize: Quantize = _env(
@@ -64,58 +70,46 @@ class Settings:
         "size, each padded only to its own longest text.",
         default=32,
     )
-    # --- the stream worker -------------------------------------------------------------------------------------------
+    # --- Kafka --------------------------------------------------------------------------------------------------------
     broker_url: str = _env(
-        "Kafka bootstrap servers, `kafka://host:port` (several separated by `;`).", default="kafka://127.0.0.1:9092"
+        "Kafka bootstrap servers, `kafka://host:port` (several separated by `;`).",
+        default="kafka://127.0.0.1:9092",
     )
     app_id: str = _env("Faust app id: also the consumer group and the prefix of internal topics.", default="emostream")
-    model: str = _env(
-        "Model the worker serves: `current` (the registry's), a version such as `v0003`, or a folder.",
-        default="current",
+    partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
+    session_timeout: float = _env(
+        "Kafka consumer session timeout, seconds (a dead worker's partitions move after it).",
+        default=30.0,
     )
+    fetch_wait: float = _env(
+        "Longest time, seconds, the worker's consumer lets the broker hold a fetch when there is nothing new (Kafka's "
+        "`fetch.max.wait.ms`; Faust hard-codes 1.5 s).",
+        default=0.1,
+    )
+    stall_timeout: float = _env(
+        "Seconds the worker may sit idle while an input partition's committed offset is below its end before it "
+        "reads that partition again from the committed offset (a guard against records a rebalance left behind).",
+        default=30.0,
+    )
+    # --- topics -------------------------------------------------------------------------------------------------------
     topic_texts: str = _env("Input topic of text events.", default="emotion.texts")
     topic_labelled: str = _env("Output topic of labelled events (keyed by id).", default="emotion.labelled")
     topic_aggregates: str = _env("Output topic of closed aggregate windows.", default="emotion.aggregates")
     topic_dlq: str = _env("Dead-letter topic: invalid input with the reason.", default="emotion.dlq")
+    topic_review: str = _env(
+        "Low-confidence predictions for annotators (their answers go to the feedback topic).",
+        default="emotion.review",
+    )
     topic_models: str = _env(
         "Model announcements: each worker swaps in the version announced here (promote, rollback).",
         default="emotion.models",
     )
-    topic_review: str = _env(
-        "Low-confidence predictions for annotators (their answers go to the feedback topic).", default="emotion.review"
-    )
-    review_margin: float = _env(
-        "A prediction whose top two scores are closer than this goes to the review topic (0 turns review off).",
-        default=0.2,
-    )
-    review_rate: float = _env("Fraction of those low-margin predictions that is sent for review.", default=1.0)
     topic_feedback: str = _env("Newly labelled examples for the retraining job.", default="emotion.feedback")
-    trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
-    trainer_poll: float = _env("Retraining job: seconds between checks of the feedback topic.", default=30.0)
-    trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
-    retrain_tolerance: float = _env(
-        "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).", default=0.01
-    )
-    retrain_replay: int = _env(
-        "Base training examples mixed into each retraining cycle (against forgetting).", default=2000
-    )
-    retrain_epochs: int = _env("Epochs of a retraining cycle.", default=2)
-    registry_keep: int = _env(
-        "Versions kept, besides the current one, among those that were current before (what rollback goes back to); "
-        "older ones are removed after each retraining cycle (and by `emostream models prune`).",
-        default=3,
-    )
-    registry_keep_rejected: float = _env(
-        "Seconds a candidate the promotion gate rejected is kept for inspection before it is removed.",
-        default=7 * 24 * 3600.0,
-    )
-    base_data: str = _env(
-        "The base dataset for replay and the gate [default: $EMOSTREAM_DATA_DIR/emotion].", default=""
-    )
-    partitions: int = _env("Partitions of the topics the worker creates (input and internal ones).", default=4)
+    # --- the stream worker --------------------------------------------------------------------------------------------
     batch_max: int = _env("Micro-batch: at most this many events per model call.", default=512)
     batch_wait: float = _env(
-        "Micro-batch: seconds to wait for a batch to fill before classifying what is there.", default=0.05
+        "Micro-batch: seconds to wait for a batch to fill before classifying what is there.",
+        default=0.05,
     )
     batches_in_flight: int = _env(
         "Micro-batches the worker works on at once: some are classified (see INFERENCE_PROCESSES) while the others are "
@@ -137,14 +131,11 @@ class Settings:
         "or before 1970, it is dead-lettered (`ts_out_of_range`) so that it cannot close every window at once.",
         default=3600.0,
     )
-    tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
-    hopping_window: float = _env("Hopping aggregate window, seconds.", default=300.0)
-    hopping_step: float = _env("Hopping window step, seconds.", default=60.0)
-    window_grace: float = _env(
-        "Seconds of event time a window stays open after its end, for events that arrive out of order (it must cover "
-        "the disorder between partitions; later events are counted as late, not aggregated).",
-        default=30.0,
+    review_margin: float = _env(
+        "A prediction whose top two scores are closer than this goes to the review topic (0 turns review off).",
+        default=0.2,
     )
+    review_rate: float = _env("Fraction of those low-margin predictions that is sent for review.", default=1.0)
     state_dir: Path = _env(
         "Worker's local state (Faust's data folder, one subfolder per app id; RocksDB tables live here).",
         default=REPO_ROOT / "state",
@@ -155,22 +146,42 @@ class Settings:
     )
     web_host: str = _env("Address of the worker's web view (`/aggregates`, `/stats`).", default="127.0.0.1")
     web_port: int = _env("Port of the worker's web view.", default=6066)
-    fetch_wait: float = _env(
-        "Longest time, seconds, the worker's consumer lets the broker hold a fetch when there is nothing new (Kafka's "
-        "`fetch.max.wait.ms`; Faust hard-codes 1.5 s).",
-        default=0.1,
-    )
-    stall_timeout: float = _env(
-        "Seconds the worker may sit idle while an input partition's committed offset is below its end before it "
-        "reads that partition again from the committed offset (a guard against records a rebalance left behind).",
+    # --- aggregate windows --------------------------------------------------------------------------------------------
+    tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
+    hopping_window: float = _env("Hopping aggregate window, seconds.", default=300.0)
+    hopping_step: float = _env("Hopping window step, seconds.", default=60.0)
+    window_grace: float = _env(
+        "Seconds of event time a window stays open after its end, for events that arrive out of order (it must cover "
+        "the disorder between partitions; later events are counted as late, not aggregated).",
         default=30.0,
     )
-    session_timeout: float = _env(
-        "Kafka consumer session timeout, seconds (a dead worker's partitions move after it).", default=30.0
+    # --- the retraining job -------------------------------------------------------------------------------------------
+    trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
+    trainer_poll: float = _env("Retraining job: seconds between checks of the feedback topic.", default=30.0)
+    trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
+    retrain_tolerance: float = _env(
+        "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).",
+        default=0.01,
     )
+    retrain_replay: int = _env(
+        "Base training examples mixed into each retraining cycle (against forgetting).", default=2000
+    )
+    retrain_epochs: int = _env("Epochs of a retraining cycle.", default=2)
+    base_data: str = _env("The base dataset for replay and the gate.", default="")
+    registry_keep: int = _env(
+        "Versions kept, besides the current one, among those that were current before (what rollback goes back to); "
+        "older ones are removed after each retraining cycle (and by `emostream models prune`).",
+        default=3,
+    )
+    registry_keep_rejected: float = _env(
+        "Seconds a candidate the promotion gate rejected is kept for inspection before it is removed.",
+        default=7 * 24 * 3600.0,
+    )
+    # --- logging ------------------------------------------------------------------------------------------------------
     log_level: str = _env("Log level: debug, info, warning, error.", default="info")
     log_format: Literal["auto", "json", "console"] = _env(
-        "Log rendering: `json`, `console`, or `auto` (console on a terminal, JSON otherwise).", default="auto"
+        "Log rendering: `json`, `console`, or `auto` (console on a terminal, JSON otherwise).",
+        default="auto",
     )
 
     def __post_init__(self) -> None:
@@ -222,18 +233,94 @@ class Settings:
         return cls(**values)
 
     @classmethod
-    def reference(cls) -> list[tuple[str, str, str]]:
-        """(variable, default, description) for each field, as the README's configuration reference shows them."""
+    def reference(cls) -> list[tuple[str, str, str, str]]:
+        """(section, variable, default, description) for each field, as the README's configuration reference shows
+        them, section by section."""
+        documented = {f.name: f for f in fields(cls)}
         rows = []
-        for f in fields(cls):
-            if f.name == "base_model":
-                default = "the packaged all-MiniLM-L6-v2"
-            elif isinstance(f.default, Path | str) and str(f.default).startswith(str(REPO_ROOT.parent)):
-                default = os.path.relpath(f.default, REPO_ROOT)  # shown relative to the checkout
-            else:
-                default = str(f.default)
-            rows.append((PREFIX + f.name.upper(), default, f.metadata["doc"]))
+        for section, names in SECTIONS.items():
+            for name in names:
+                f = documented[name]
+                rows.append(
+                    (section, PREFIX + name.upper(), DEFAULTS_SHOWN.get(name) or _shown(f.default), f.metadata["doc"])
+                )
         return rows
+
+    @classmethod
+    def reference_markdown(cls) -> str:
+        """The README's configuration reference: one table per section (``python -m emostream.settings``)."""
+        lines: list[str] = []
+        for section in SECTIONS:
+            lines += ["", f"**{section}**", "", "| variable | default | meaning |", "| --- | --- | --- |"]
+            lines += [f"| `{v}` | {d} | {doc} |" for s, v, d, doc in cls.reference() if s == section]
+        return "\n".join(lines[1:]) + "\n"
+
+
+# The sections of the configuration reference, in the order of the fields above.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "The model and its registry": (
+        "registry_dir",
+        "data_dir",
+        "base_model",
+        "model",
+        "device",
+        "quantize",
+        "max_length",
+        "batch_size",
+    ),
+    "Kafka": ("broker_url", "app_id", "partitions", "session_timeout", "fetch_wait", "stall_timeout"),
+    "Topics": (
+        "topic_texts",
+        "topic_labelled",
+        "topic_aggregates",
+        "topic_dlq",
+        "topic_review",
+        "topic_models",
+        "topic_feedback",
+    ),
+    "The stream worker": (
+        "batch_max",
+        "batch_wait",
+        "batches_in_flight",
+        "inference_processes",
+        "max_text_chars",
+        "max_record_bytes",
+        "max_ts_ahead",
+        "review_margin",
+        "review_rate",
+        "state_dir",
+        "store",
+        "web_host",
+        "web_port",
+    ),
+    "Aggregate windows": ("tumbling_window", "hopping_window", "hopping_step", "window_grace"),
+    "The retraining job": (
+        "trainer_every",
+        "trainer_poll",
+        "trainer_min_new",
+        "retrain_tolerance",
+        "retrain_replay",
+        "retrain_epochs",
+        "base_data",
+        "registry_keep",
+        "registry_keep_rejected",
+    ),
+    "Logging": ("log_level", "log_format"),
+}
+
+# Defaults shown in words where the value itself would not help a reader.
+DEFAULTS_SHOWN = {
+    "registry_dir": "`registry` (in the checkout, git-ignored)",
+    "data_dir": "`../shared/datasets` (beside the checkout)",
+    "base_model": "the packaged all-MiniLM-L6-v2",
+    "base_data": "`$EMOSTREAM_DATA_DIR/emotion`",
+}
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, Path | str) and str(default).startswith(str(REPO_ROOT.parent)):
+        default = os.path.relpath(default, REPO_ROOT)  # shown relative to the checkout
+    return f"`{default}`"
 
 
 def _parse(name: str, annotation: Any, raw: str) -> Any:
@@ -251,3 +338,7 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
         except ValueError:
             raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
     return raw.strip().lower() if name in ("device", "quantize", "log_level", "log_format") else raw
+
+
+if __name__ == "__main__":  # python -m emostream.settings: the README's configuration reference
+    print(Settings.reference_markdown(), end="")

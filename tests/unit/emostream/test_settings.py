@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from emostream.settings import REPO_ROOT, Settings, SettingsError
+from emostream.settings import REPO_ROOT, SECTIONS, Settings, SettingsError
 
 
 def test_defaults_without_environment():
@@ -46,7 +47,15 @@ def test_bad_values_name_the_variable(variable, value, message):
         Settings.from_env({variable: value})
 
 
-def test_readme_documents_every_variable():
+def test_every_setting_is_in_one_section_in_the_order_of_the_fields():
+    names = [f.name for f in fields(Settings)]
+    assert [name for section in SECTIONS.values() for name in section] == names
+
+
+def test_the_readme_configuration_reference_is_the_generated_one():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    for variable, _, _ in Settings.reference():
-        assert f"`{variable}`" in readme, f"{variable} is missing from the README's configuration reference"
+    start = readme.index("<!-- settings:start")
+    block = readme[readme.index("\n", start) + 1 : readme.index("<!-- settings:end -->")]
+    assert block == Settings.reference_markdown(), "run `python -m emostream.settings` and paste it into the README"
+    for _, variable, _, _ in Settings.reference():
+        assert f"`{variable}`" in block
