@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,15 @@ class WindowSpec:
         return list(range(first, last + 1, self.step_ms))
 
 
-@dataclass(frozen=True, order=True)
-class WindowId:
-    """Which window: its kind (a :class:`WindowSpec` name) and its start, epoch ms."""
+class WindowId(NamedTuple):
+    """Which window: its kind (a :class:`WindowSpec` name) and its start, epoch ms. A named tuple: it is hashed for
+    every window an event joins, and a tuple hashes in C."""
 
     kind: str
     start: int
 
 
-@dataclass
+@dataclass(slots=True)
 class WindowCounts:
     """What an open window has counted: events per emotion, their score sums, and the total."""
 
@@ -165,7 +165,11 @@ class WindowAggregator:
             for start in spec.starts(ts):
                 if watermark is not None and self._closes_by(spec.kind, start) <= watermark:
                     continue  # that window was already published
-                state.windows.setdefault(WindowId(spec.kind, start), WindowCounts()).add(label, score)
+                window = WindowId(spec.kind, start)
+                counts = state.windows.get(window)
+                if counts is None:  # not setdefault: that would build a WindowCounts for every event
+                    counts = state.windows[window] = WindowCounts()
+                counts.add(label, score)
                 joined = True
         if not joined:
             state.late += 1

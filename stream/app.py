@@ -20,7 +20,7 @@ from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
 from stream.serving import ModelServer
 from stream.topics import Topics
-from stream.topology import TopicSpec, watch_topics
+from stream.topology import TopicSpec, ensure_topics, watch_topics
 from stream.views import register_views
 
 
@@ -82,6 +82,11 @@ def create_app(settings: Settings) -> faust.App:
         TopicSpec(settings.topic_models, 1),
     ]
 
+    async def create_missing_topics() -> None:
+        await ensure_topics(settings.broker_url, needed)
+
+    app.before_start.append(create_missing_topics)
+
     @app.task
     async def watch_for_lost_topics() -> None:
         await watch_topics(settings.broker_url, needed)
@@ -115,7 +120,8 @@ def run_worker(app: faust.App, loglevel: str) -> NoReturn:
     """Run ``app`` in its Faust worker until the worker is stopped (Ctrl-C, SIGTERM), as
     ``faust -A stream.app worker -l LOGLEVEL`` does, without going through Faust's command line."""
     level = {"warning": "warn", "critical": "crit"}.get(loglevel.lower(), loglevel.lower())  # Faust's names
-    worker = app.Worker(loglevel=level, loop=get_event_loop())
+    # Faust's own worker command leaves stdout alone (mode's default redirects it into logging).
+    worker = app.Worker(loglevel=level, loop=get_event_loop(), redirect_stdouts=False)
     raise worker.execute_from_commandline()
 
 

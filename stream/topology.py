@@ -61,6 +61,20 @@ async def watch_topics(broker_url: str, needed: list[TopicSpec], interval: float
         await admin.close()
 
 
+async def ensure_topics(broker_url: str, needed: list[TopicSpec]) -> None:
+    """Create the ``needed`` topics that do not exist yet, once, before the worker subscribes to its input: the worker's
+    clients do not create topics by using them, and its consumer would only notice a topic created later at its next
+    metadata refresh (minutes). A broker that cannot be reached is logged and left to :func:`watch_topics`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    try:
+        await admin.start()
+        await _TopicWatch(admin, needed).check()
+    except Exception as exc:
+        log.warning("could not check the worker's topics before starting", error=repr(exc))
+    finally:
+        await admin.close()
+
+
 class _TopicWatch:
     """The state of :func:`watch_topics` between checks: which topics existed, and what was last reported."""
 

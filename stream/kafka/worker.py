@@ -4,6 +4,7 @@ folder that may be nested, and without the terminal spinner."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ class WorkerApp(faust.App):
         check_installed()  # before anything runs on internals that may have changed
         stop_auto_create()
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
+        # Awaited once before the app's services (the consumer among them) start: e.g. creating the topics it needs.
+        self.before_start: list[Callable[[], Awaitable[None]]] = []
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Transport:
@@ -31,6 +34,8 @@ class WorkerApp(faust.App):
 
     async def on_first_start(self) -> None:
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        for step in self.before_start:
+            await step()
         await super().on_first_start()
 
 
