@@ -23,7 +23,6 @@ class WorkerApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
         check_installed()  # before anything runs on internals that may have changed
-        stop_auto_create()
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
         # Awaited once before the app's services (the consumer among them) start: e.g. creating the topics it needs.
         self.before_start: list[Callable[[], Awaitable[None]]] = []
@@ -34,6 +33,8 @@ class WorkerApp(faust.App):
 
     async def on_first_start(self) -> None:
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        # When the worker starts, not when the app is built: importing stream.app (tests, tools) changes nothing.
+        stop_auto_create()
         for step in self.before_start:
             await step()
         await super().on_first_start()
