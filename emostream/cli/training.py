@@ -95,7 +95,7 @@ def run_training(
         seed=seed,
         multi_label=overrides.pop("multi_label", None) or None,
         class_weights=overrides.pop("class_weights", None) or None,
-        **{name: value for name, value in overrides.items() if value is not None},
+        **overrides,  # None values are ignored by from_recipe
     )
     splits = load_splits(data, multi_label=config.multi_label or None, skip_invalid=skip_invalid, seed=seed)
     log.info(

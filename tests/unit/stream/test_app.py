@@ -26,3 +26,13 @@ def test_the_web_view_binds_where_the_setting_says_and_serves_only_our_pages(tmp
     assert app.conf.web_bind == "127.0.0.1"
     mounted = {prefix for prefix, _ in app.web.blueprints._enabled}
     assert mounted == {""}, mounted  # Faust's `/` status page only: no /table, /router, /graph or statistics
+
+
+def test_the_worker_process_does_not_import_torch():
+    # The model runs in the inference processes; the worker's own process only sends texts and reads predictions.
+    import subprocess
+    import sys
+
+    code = "import sys, stream.app; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

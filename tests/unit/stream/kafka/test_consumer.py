@@ -33,9 +33,7 @@ def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], commi
     consumer._acked[tp] = list(acked)
     consumer._acked_index[tp] = set(acked)
     consumer._committed_offset[tp] = committed
-    offset = consumer._new_offset(tp)
-    del messages
-    return offset
+    return consumer._new_offset(tp)
 
 
 @pytest.mark.parametrize(
