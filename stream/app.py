@@ -16,6 +16,8 @@ from emostream.settings import Settings
 from stream import announcements
 from stream.agents import Predictor, WorkerParts, WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
+from stream.delivery import Sender
+from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
 from stream.serving import ModelServer
@@ -52,6 +54,9 @@ def create_app(settings: Settings) -> faust.App:
         # the partitions this worker owns.
         table_standby_replicas=0,
         producer_acks=-1,
+        # The classify path hands the producer whole partition batches (stream.kafka.producer): room for a
+        # micro-batch's labelled records of one partition in one batch, well under Kafka's 1 MiB record batch limit.
+        producer_max_batch_size=512 * 1024,
         Worker=Worker,
     )
     topics = Topics.declare(app, settings)
@@ -61,8 +66,10 @@ def create_app(settings: Settings) -> faust.App:
     async def stop_inference_processes(sender: faust.App, **kwargs: Any) -> None:
         server.close()
 
-    parts = worker_parts(app, settings, topics, server)
-    register_agents(app, parts)
+    parts = worker_parts(app, settings, topics, server, BatchSender(faust_producer(app)))
+    # Per input partition, records fetched ahead of the actors: enough for every actor's next micro-batch.
+    inputs = app.take_in_batches(topics.texts, max_queued=settings.batch_max * settings.batches_in_flight)
+    register_agents(app, parts, inputs)
     watch_input(app, parts.guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
     register_views(app, parts)
 
@@ -101,7 +108,7 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Predictor) -> WorkerParts:
+def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Predictor, sender: Sender) -> WorkerParts:
     """What the agents work with: the aggregation state table and window logic, counters and the stall guard."""
     tumbling_ms, grace_ms = int(settings.tumbling_window * 1000), int(settings.window_grace * 1000)
     aggregator = WindowAggregator(
@@ -113,7 +120,8 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
     )
     # One KeyState per aggregation key, kept as JSON (the app's default serializer).
     state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
-    return WorkerParts(settings, topics, server, state, aggregator, WorkerStats(), StallGuard(settings.stall_timeout))
+    guard = StallGuard(settings.stall_timeout)
+    return WorkerParts(settings, topics, server, sender, state, aggregator, WorkerStats(), guard)
 
 
 def run_worker(app: faust.App, loglevel: str) -> NoReturn:

@@ -61,7 +61,7 @@ class InputLimits:
         return cls(settings.max_text_chars, settings.max_record_bytes, int(settings.max_ts_ahead * 1000))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event, and frozen costs ~0.7 us more each
 class TextEvent:
     """A valid input event. ``ts`` is epoch milliseconds (the record's own time, else the Kafka timestamp)."""
 
@@ -228,7 +228,7 @@ def score_margin(scores: dict[str, float]) -> float:
     return top[0] - top[1] if len(top) > 1 else 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event, and frozen costs ~0.7 us more each
 class LabelledEvent:
     """A classified event: the ``emotion.labelled`` record, its aggregation entry and its margin."""
 

@@ -1,4 +1,4 @@
-"""Faust's Kafka transport with five changes to the worker's consumer; everything else is Faust's own.
+"""Faust's Kafka transport with six changes to the worker's consumer; everything else is Faust's own.
 
 1. The fetch wait is a setting (``EMOSTREAM_FETCH_WAIT``). faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500``.
    A fetch is one request for all assigned partitions and aiokafka keeps one in flight per broker, so a fetch that the
@@ -41,18 +41,32 @@ records on both sides were acknowledged, committed past it.
    SIGKILL restarts in ``bench/chaos.py``, healed only by the stall guard; 0 of 20 since). A frozen copy of the set is
    passed instead, and an empty one fetches nothing. Upstream: faust-streaming PR #239 made the set live; issue #629
    (partitions that never fetch after a rebalance) may be the same family; not reported yet.
+
+7. Records of a batch topic (the input texts, ``WorkerApp.batch_input``) skip Faust's per-event path: each fetch's
+   records of such a partition go to a :class:`stream.kafka.batches.BatchInput` in one call, as aiokafka returned them,
+   and their offsets are committed from its :class:`~stream.kafka.batches.OffsetTracker` (one span per micro-batch)
+   instead of per-record acknowledgements. The rest of Faust's consumer stays as it is: the group, the assignment, the
+   flow control and recovery, the commit loop (the producer is flushed before every commit), and every other topic
+   (the aggregation input, the changelogs) still goes through Faust's events. Records are handed over only while the
+   flow is on and the consumer generation is the one they were fetched in, and only from the offset Faust's own
+   read-offset bookkeeping would accept; the others are dropped as Faust drops them (the seek that follows a stopped
+   flow or a rebalance reads them again). Per event, Faust's path cost about four times what the rest of the worker
+   did (docs/benchmarks.md, issue 9). Upstream: Faust has no batch consumption below ``Stream.take_events``, which
+   still builds one event per record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from time import monotonic
 from typing import Any
 
 import aiokafka
-from faust.transport.consumer import ensure_TPset
+from faust.transport.consumer import ensure_TP, ensure_TPset
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from stream.kafka.batches import BatchInput
 from stream.kafka.compat import require_attributes
 
 
@@ -95,7 +109,60 @@ class Consumer(faust_aiokafka.Consumer):
             ["_unacked_messages", "_acked", "_acked_index", "_committed_offset", "_read_offset", "_paused_partitions"],
             "no commit past a record in flight, and the stall guard's log line",
         )
+        require_attributes(self, ["_buffered_partitions", "_wait_next_records"], "batch topics")
         self._held_back: set[TP] = set()
+
+    @property
+    def _batches(self) -> tuple[frozenset[str], BatchInput | None]:
+        """The batch topics and their queue (``WorkerApp.take_in_batches``), looked up when needed: the consumer may
+        be built before the agents are registered."""
+        return getattr(self.app, "batch_topics", frozenset()), getattr(self.app, "batch_input", None)
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        generation = self.app.consumer_generation_id
+        records, active = await super()._wait_next_records(timeout)
+        topics, batches = self._batches
+        if not records or batches is None:
+            return records, active
+        handing_over = self.flow_active and not self.should_stop and self.app.consumer_generation_id == generation
+        read_offset, inbound = self._read_offset, self.app.monitor.stream_inbound_time
+        for fetched_tp in [tp for tp in records if tp.topic in topics]:
+            fetched = records.pop(fetched_tp)  # never through Faust's events, handed over or not
+            tp = ensure_TP(fetched_tp)  # aiokafka's TopicPartition: Faust's sets must hold its own TP
+            if not handing_over or (active is not None and tp not in active):
+                continue
+            last_read = read_offset[tp]
+            if last_read is not None and fetched[0].offset < last_read:  # what Faust's _drain_messages drops
+                fetched = [record for record in fetched if record.offset >= last_read]
+            if fetched:
+                self._acked.setdefault(tp, [])  # listed, so that Faust's commit loop asks _new_offset about it
+                read_offset[tp] = fetched[-1].offset
+                inbound[tp] = monotonic()  # Faust's idle-stream check (verify_event_path) reads it
+                batches.put(tp, fetched)
+        return records, active
+
+    def forget_buffered(self, tps: set[TP]) -> None:
+        """The batch input dropped the queued records of ``tps``: they no longer count as a full buffer (the next
+        assignment decides what is fetched)."""
+        self._buffered_partitions.difference_update(tps)
+
+    def stop_flow(self) -> None:
+        super().stop_flow()
+        batches = self._batches[1]
+        if batches is not None:
+            batches.clear()  # as Faust clears its stream queues: read again after the seek that follows
+
+    async def wait_empty(self) -> None:
+        batches = self._batches[1]
+        if batches is not None:
+            await batches.wait_idle()  # micro-batches in flight finish before the last commit
+        await super().wait_empty()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        batches = self._batches[1]
+        if batches is not None:
+            batches.offsets.forget(revoked)  # Faust forgets their acknowledgements at this point too
+        await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -112,6 +179,9 @@ class Consumer(faust_aiokafka.Consumer):
         super().pause_partitions(tps)
 
     def _new_offset(self, tp: TP) -> int | None:
+        topics, batches = self._batches
+        if batches is not None and tp.topic in topics:
+            return batches.offsets.committable(tp)
         pending = [message.offset for message in self._unacked_messages if message.tp == tp and not message.acked]
         if not pending:
             return super()._new_offset(tp)

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from emostream.logs import RepeatFilter
+from stream.kafka.batches import BatchInput
 from stream.kafka.compat import check_installed, require_attributes
 from stream.kafka.consumer import Transport
 from stream.kafka.metadata import stop_auto_create
@@ -26,7 +27,25 @@ class WorkerApp(faust.App):
         self.fetch_max_wait_ms = int(fetch_max_wait * 1000)
         # Awaited once before the app's services (the consumer among them) start: e.g. creating the topics it needs.
         self.before_start: list[Callable[[], Awaitable[None]]] = []
+        self.batch_topics: frozenset[str] = frozenset()
+        self.batch_input: BatchInput | None = None
         super().__init__(*args, **kwargs)
+
+    def take_in_batches(self, topic: faust.TopicT, max_queued: int) -> BatchInput:
+        """Consume ``topic`` in micro-batches of raw records instead of Faust events (change 7 of
+        ``stream.kafka.consumer``): subscribed, assigned, paused and committed by Faust's consumer like an agent's
+        topic, read by whoever takes from the returned queue (which must report each batch done)."""
+        if self.batch_input is not None:
+            raise RuntimeError("one batch topic per app")
+        self.topics.add(topic)  # Faust's consumer subscribes to the topics its conductor holds
+        self.batch_topics = frozenset([topic.get_topic_name()])
+        self.batch_input = BatchInput(
+            max_queued,
+            on_full=lambda tp: self.consumer.on_buffer_full(tp),
+            on_drained=lambda tp: self.consumer.on_buffer_drop(tp),
+            on_cleared=lambda tps: self.consumer.forget_buffered(tps),
+        )
+        return self.batch_input
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)

@@ -25,7 +25,7 @@ def commit_offset_after(tmp_path, *, acked: list[int], pending: list[int], commi
 
     app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
     consumer = app.consumer
-    tp = TP("emotion.texts", 0)
+    tp = TP("emostream-aggregation-input", 0)  # a topic read as Faust events (the input is read in batches)
     # Kept referenced, as the events in flight keep them in a worker: Faust tracks unacknowledged messages weakly.
     messages = [Message(tp.topic, 0, offset, 0.0, 0, None, None, b"{}", None, tp=tp) for offset in pending]
     for message in messages:
@@ -72,3 +72,15 @@ async def test_a_fetch_reads_the_partitions_active_when_it_started_and_an_empty_
     assert seen[0] == frozenset({TP("emotion.texts", 0), TP("emotion.texts", 1)})
     assert await thread.getmany(set(), 1.0) == {}
     assert len(seen) == 1  # an empty set never reaches aiokafka
+
+
+async def test_a_batch_topic_commits_from_its_micro_batches_not_from_acknowledgements(tmp_path):
+    from faust.types import TP
+
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    tp = TP(next(iter(app.batch_topics)), 1)
+    spans = [app.batch_input.offsets.open(tp, first, last) for first, last in [(0, 9), (10, 19)]]
+    spans[1].done = True
+    assert app.consumer._new_offset(tp) is None  # the earlier batch is still in flight
+    spans[0].done = True
+    assert app.consumer._new_offset(tp) == 20

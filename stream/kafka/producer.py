@@ -1,0 +1,143 @@
+"""Sending a micro-batch's output records a partition batch at a time, through the app's own aiokafka producer.
+
+Faust's ``Topic.send`` costs a coroutine, a ``FutureMessage``, callbacks and a future per record, and aiokafka's
+``send`` a size estimate and an accumulator append per record; for a micro-batch of hundreds of labelled events that
+was about a fifth of the worker's event loop (docs/benchmarks.md, issue 9). Here the records are grouped by topic and
+partition (the key's partition by Kafka's default murmur2 partitioner, as ``send`` would choose it; unkeyed records
+of one call share one partition, as Kafka's sticky partitioner does), appended to aiokafka batch builders and handed
+over with ``send_batch``: one future per partition batch.
+
+Each record still gets its own outcome (``stream.delivery``): the records of a batch that fails are sent again one at
+a time with ``send``, so a record the broker refuses (too large, a timestamp it rejects) is told apart from the rest,
+which go through. The producer is Faust's, so Faust's flush before every offset commit covers these batches too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from stream.delivery import Outgoing
+from stream.kafka.compat import require_attributes
+
+# A record this large goes on its own: in a batch the broker would refuse the whole batch for it.
+ALONE_ABOVE_BYTES = 256 * 1024
+
+Failures = list[tuple[Outgoing, BaseException]]
+
+
+def faust_producer(app: Any) -> Callable[[], AIOKafkaProducer]:
+    """The aiokafka producer under a Faust app's producer, once the app has started it."""
+
+    def producer() -> AIOKafkaProducer:
+        return app.producer._ensure_producer()
+
+    require_attributes(app.producer, ["_ensure_producer"], "micro-batch outputs sent through Faust's producer")
+    return producer
+
+
+class BatchSender:
+    """A ``stream.delivery.Sender`` over an aiokafka producer (``producer()`` returns it once the app has started)."""
+
+    def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
+        self._producer = producer
+        self._partitioner = DefaultPartitioner()
+
+    async def send_all(self, records: list[Outgoing]) -> Failures:
+        """Send ``records``; the ones that failed, with why."""
+        producer = self._producer()
+        alone: list[Outgoing] = []
+        submitted: list[tuple[list[Outgoing], asyncio.Future]] = []
+        try:
+            groups = await self._by_partition(producer, records, alone)
+        except Exception as exc:  # no metadata (broker down, topic missing): the broker's failure, for every record
+            return [(record, exc) for record in records]
+        for (topic, partition), group in groups.items():
+            for batch, members in self._batches(producer, group, alone):
+                try:
+                    submitted.append((members, await producer.send_batch(batch, topic, partition=partition)))
+                except Exception:
+                    alone += members
+        results = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
+        for (members, _), result in zip(submitted, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                alone += members  # which of them is at fault, if any, shows when each goes on its own
+        return await self._send_each(producer, alone) if alone else []
+
+    async def _by_partition(
+        self, producer: AIOKafkaProducer, records: list[Outgoing], alone: list[Outgoing]
+    ) -> dict[tuple[str, int], list[Outgoing]]:
+        partitions: dict[str, list[int]] = {}
+        unkeyed: dict[str, int] = {}
+        groups: dict[tuple[str, int], list[Outgoing]] = {}
+        for record in records:
+            if len(record.value) + len(record.key or b"") > ALONE_ABOVE_BYTES:
+                alone.append(record)
+                continue
+            topic = record.topic
+            known = partitions.get(topic)
+            if known is None:
+                known = partitions[topic] = sorted(await producer.partitions_for(topic))
+            if record.key is None:
+                partition = unkeyed.setdefault(topic, random.choice(known))
+            else:
+                partition = self._partitioner(record.key, known, known)
+            groups.setdefault((topic, partition), []).append(record)
+        return groups
+
+    @staticmethod
+    def _batches(
+        producer: AIOKafkaProducer, group: list[Outgoing], alone: list[Outgoing]
+    ) -> Iterator[tuple[Any, list[Outgoing]]]:
+        """Batch builders filled with ``group`` (a new one when one is full); a record a builder cannot take (say, a
+        timestamp it cannot encode) goes to ``alone``."""
+        batch, members = producer.create_batch(), []
+        for record in group:
+            appended = _append(batch, record)
+            if appended is None and members:  # full: hand this one over and start the next
+                yield batch, members
+                batch, members = producer.create_batch(), []
+                appended = _append(batch, record)
+            if appended is None:
+                alone.append(record)
+            else:
+                members.append(record)
+        if members:
+            yield batch, members
+
+    @staticmethod
+    async def _send_each(producer: AIOKafkaProducer, records: list[Outgoing]) -> Failures:
+        failures: Failures = []
+        sent: list[tuple[Outgoing, asyncio.Future]] = []
+        for record in records:
+            try:
+                future = await producer.send(
+                    record.topic, record.value, key=record.key, timestamp_ms=record.timestamp_ms
+                )
+            except Exception as exc:  # refused before it left (size, timestamp encoding) or the producer is down
+                failures.append((record, exc))
+            else:
+                sent.append((record, future))
+        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        for (record, _), result in zip(sent, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                failures.append((record, result))
+        return failures
+
+
+def _append(batch: Any, record: Outgoing) -> Any:
+    """Append ``record`` to an aiokafka batch builder: its metadata, or None if the builder is full or cannot encode
+    the record (a timestamp out of range, say)."""
+    try:
+        return batch.append(timestamp=record.timestamp_ms, key=record.key, value=record.value)
+    except Exception:
+        return None
