@@ -108,7 +108,8 @@ class EmotionClassifier:
             return out
         token_ids = self.tokenize(texts)
         with torch.inference_mode():
-            for indices in length_sorted_batches([len(ids) for ids in token_ids], self.batch_size):
+            lengths = [len(ids) for ids in token_ids]
+            for indices in length_sorted_batches(lengths, self.batch_size, cut_early=self.device.type == "cpu"):
                 out[indices] = self.forward([token_ids[i] for i in indices])
         return out
 
@@ -150,15 +151,16 @@ def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
     )
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, cut_early: bool = True) -> Iterator[np.ndarray]:
     """Index batches of texts of similar length (longest first), so padding stays small: a batch ends at
-    ``batch_size`` texts, or earlier, once it holds a quarter of that, where the next text is at most two thirds as
-    long as its first (padding it would cost more than another pass). Cut only at ``batch_size``, a micro-batch of 40
-    emotion texts padded 32 of them to its single longest one: 1.5-2x the compute per text of a large micro-batch
-    (int8 MiniLM, one CPU thread: 64-text micro-batches 10-40% faster, 512-text ones unchanged; docs/benchmarks.md)."""
+    ``batch_size`` texts or, with ``cut_early`` (on CPU), earlier, once it holds a quarter of that, where the next text
+    is at most two thirds as long as its first. On CPU a pass costs about its padded tokens: cut only at
+    ``batch_size``, a micro-batch of 40 emotion texts padded 32 of them to its single longest one (int8 MiniLM, one
+    thread: 64-text micro-batches 10-40% faster with the cut, 512-text ones unchanged). On a GPU a pass costs mostly
+    its fixed overhead: the same cut made 4x more passes and one worker 5x slower on an H200 (docs/benchmarks.md)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     sorted_lengths = np.asarray(lengths)[order]
-    least = max(1, batch_size // 4)
+    least = max(1, batch_size // 4) if cut_early else batch_size
     start = 0
     for end in range(1, len(order) + 1):
         size = end - start

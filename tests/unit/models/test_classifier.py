@@ -93,5 +93,7 @@ def test_length_sorted_batches_and_padding():
     # A pass ends early where padding the next text to the pass's first would cost more than another pass.
     passes = list(length_sorted_batches([20] * 8 + [80] * 8, 32))
     assert [sorted(p.tolist()) for p in passes] == [list(range(8, 16)), list(range(8))]
+    uncut = list(length_sorted_batches([20] * 8 + [80] * 8, 32, cut_early=False))  # on a GPU
+    assert [len(p) for p in uncut] == [16]
     input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
