@@ -101,7 +101,9 @@ class BatchInput(Generic[Partition]):
         self._full: set[Partition] = set()
         self._count = 0
         self._in_flight = 0
-        self._changed = asyncio.Condition()
+        # Set (and replaced by a fresh one) whenever records arrive or a batch is done: put() and done() are plain
+        # calls (the consumer calls put from its fetch loop), and setting an event wakes its waiters without a task.
+        self._changed = asyncio.Event()
 
     @property
     def queued(self) -> int:
@@ -128,14 +130,16 @@ class BatchInput(Generic[Partition]):
 
     async def take(self, max_records: int, within: float) -> RecordBatch:
         """The next micro-batch: waits for a first record, then up to ``within`` seconds for ``max_records``."""
-        async with self._changed:
-            while True:
-                await self._changed.wait_for(lambda: self._count > 0)
-                if self._count < max_records:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait_for(lambda: self._count >= max_records), within)
-                if self._count:  # unless the queue was cleared meanwhile
-                    return self._pop(max_records)
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._count:
+                await self._changed.wait()
+            deadline = loop.time() + within
+            while self._count < max_records and (left := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+            if self._count:  # unless the queue was cleared meanwhile
+                return self._pop(max_records)
 
     def done(self, batch: RecordBatch) -> None:
         """Every output of ``batch`` is delivered: its offsets may be committed."""
@@ -157,8 +161,8 @@ class BatchInput(Generic[Partition]):
 
     async def wait_idle(self) -> None:
         """Wait until no micro-batch is in flight."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._in_flight == 0)
+        while self._in_flight:
+            await self._changed.wait()
 
     def _pop(self, max_records: int) -> RecordBatch:
         records: list[Any] = []
@@ -184,9 +188,5 @@ class BatchInput(Generic[Partition]):
         return RecordBatch(records, [self.offsets.open(p, first, last) for p, (first, last) in ranges.items()])
 
     def _notify(self) -> None:
-        # put() and done() are synchronous (the consumer calls put from its fetch loop): wake the waiters from a task.
-        asyncio.get_running_loop().create_task(self._notify_all())
-
-    async def _notify_all(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
