@@ -63,12 +63,8 @@ class BatchSender:
                     submitted.append((members, await producer.send_batch(batch, topic, partition=partition)))
                 except Exception:
                     alone += members
-        results = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
-        for (members, _), result in zip(submitted, results, strict=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                alone += members  # which of them is at fault, if any, shows when each goes on its own
+        for members, _ in await _failed(submitted):
+            alone += members  # which of them is at fault, if any, shows when each goes on its own
         return await self._send_each(producer, alone) if alone else []
 
     async def _by_partition(
@@ -125,13 +121,7 @@ class BatchSender:
                 failures.append((record, exc))
             else:
                 sent.append((record, future))
-        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
-        for (record, _), result in zip(sent, results, strict=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                failures.append((record, result))
-        return failures
+        return failures + await _failed(sent)
 
 
 def _append(batch: Any, record: Outgoing) -> Any:
@@ -141,3 +131,15 @@ def _append(batch: Any, record: Outgoing) -> Any:
         return batch.append(timestamp=record.timestamp_ms, key=record.key, value=record.value)
     except Exception:
         return None
+
+
+async def _failed(submitted: list[tuple[Any, asyncio.Future]]) -> list[tuple[Any, BaseException]]:
+    """Wait for every future; each item whose future failed, with its exception (a cancellation is raised)."""
+    results = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
+    failed = []
+    for (item, _), result in zip(submitted, results, strict=True):
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+        if isinstance(result, BaseException):
+            failed.append((item, result))
+    return failed
