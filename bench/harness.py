@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
-KINDS = ("texts", "labelled", "dlq", "aggregates", "review", "models", "feedback")
+KINDS = ("texts", "labelled", "dlq", "aggregates", "late", "drift", "review", "models", "feedback")
 
 
 def tiny_model(folder: Path, base: str | None = None) -> None:

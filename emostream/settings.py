@@ -94,8 +94,16 @@ class Settings:
     # --- topics -------------------------------------------------------------------------------------------------------
     topic_texts: str = _env("Input topic of text events.", default="emotion.texts")
     topic_labelled: str = _env("Output topic of labelled events (keyed by id).", default="emotion.labelled")
-    topic_aggregates: str = _env("Output topic of closed aggregate windows.", default="emotion.aggregates")
+    topic_aggregates: str = _env(
+        "Output topic of aggregate windows: final ones (and their revisions), and rolling ones if asked for.",
+        default="emotion.aggregates",
+    )
     topic_dlq: str = _env("Dead-letter topic: invalid input with the reason.", default="emotion.dlq")
+    topic_late: str = _env(
+        "Events too late for a window they belong to (past the allowed lateness), with the windows they missed.",
+        default="emotion.late",
+    )
+    topic_drift: str = _env("Windows whose emotion mix drifted from the source's baseline.", default="emotion.drift")
     topic_review: str = _env(
         "Low-confidence predictions for annotators (their answers go to the feedback topic).",
         default="emotion.review",
@@ -152,9 +160,41 @@ class Settings:
     hopping_step: float = _env("Hopping window step, seconds.", default=60.0)
     window_grace: float = _env(
         "Seconds of event time a window stays open after its end, for events that arrive out of order (it must cover "
-        "the disorder between partitions; later events are counted as late, not aggregated).",
+        "the disorder between partitions).",
         default=30.0,
     )
+    window_idle: float | None = _env(
+        "Seconds a source may be silent before its windows close on the wall clock: its event time is taken to move on "
+        "with the clock, and a window closes once that is this long past its end plus grace. Default: the grace.",
+        default=None,
+    )
+    window_tick: float = _env(
+        "Seconds between the ticks that close idle sources' windows (one record per aggregation partition; 0 turns "
+        "closing by idleness off: windows then close only when later events arrive).",
+        default=1.0,
+    )
+    allowed_lateness: float = _env(
+        "Seconds of event time a published window still takes late events: each such batch publishes it again with "
+        "the next `revision`. Later events go to the late topic.",
+        default=300.0,
+    )
+    window_emit_every: float = _env(
+        "Seconds between rolling publications (`final: false`) of the open windows of a source that received events "
+        "since the last one (0: off).",
+        default=0.0,
+    )
+    drift_baseline: int = _env(
+        "Drift: closed tumbling windows whose mean emotion mix is a source's baseline (0: no drift detection).",
+        default=6,
+    )
+    drift_threshold: float = _env(
+        "Drift: Jensen-Shannon distance (0..1) between a window's mix and the baseline above which it is reported.",
+        default=0.25,
+    )
+    drift_min_events: int = _env(
+        "Drift: tumbling windows with fewer events are neither compared nor part of the baseline.", default=30
+    )
+
     # --- the retraining job -------------------------------------------------------------------------------------------
     trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
     trainer_poll: float = _env("Retraining job: seconds between checks of the feedback topic.", default=30.0)
@@ -215,10 +255,24 @@ class Settings:
             )
         if not (0 <= self.review_margin <= 1 and 0 <= self.review_rate <= 1):
             raise SettingsError(f"{PREFIX}REVIEW_MARGIN and {PREFIX}REVIEW_RATE must lie between 0 and 1")
+        if min(self.window_tick, self.allowed_lateness, self.window_emit_every, self.drift_baseline) < 0 or (
+            self.window_idle is not None and self.window_idle < 0
+        ):
+            raise SettingsError(
+                f"{PREFIX}WINDOW_IDLE, {PREFIX}WINDOW_TICK, {PREFIX}ALLOWED_LATENESS, {PREFIX}WINDOW_EMIT_EVERY and "
+                f"{PREFIX}DRIFT_BASELINE must not be negative"
+            )
+        if not 0 < self.drift_threshold <= 1 or self.drift_min_events < 1:
+            raise SettingsError(f"{PREFIX}DRIFT_THRESHOLD must lie in (0, 1] and {PREFIX}DRIFT_MIN_EVENTS be positive")
         if self.hopping_step > self.hopping_window or self.window_grace < 0:
             raise SettingsError(
                 f"{PREFIX}HOPPING_STEP must not exceed {PREFIX}HOPPING_WINDOW, nor the grace be negative"
             )
+
+    @property
+    def idle_seconds(self) -> float:
+        """``window_idle``, or the grace when it is not set."""
+        return self.window_grace if self.window_idle is None else self.window_idle
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -274,6 +328,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "topic_labelled",
         "topic_aggregates",
         "topic_dlq",
+        "topic_late",
+        "topic_drift",
         "topic_review",
         "topic_models",
         "topic_feedback",
@@ -293,7 +349,19 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "web_host",
         "web_port",
     ),
-    "Aggregate windows": ("tumbling_window", "hopping_window", "hopping_step", "window_grace"),
+    "Aggregate windows": (
+        "tumbling_window",
+        "hopping_window",
+        "hopping_step",
+        "window_grace",
+        "window_idle",
+        "window_tick",
+        "allowed_lateness",
+        "window_emit_every",
+        "drift_baseline",
+        "drift_threshold",
+        "drift_min_events",
+    ),
     "The retraining job": (
         "trainer_every",
         "trainer_poll",
@@ -314,6 +382,7 @@ DEFAULTS_SHOWN = {
     "data_dir": "`../shared/datasets` (beside the checkout)",
     "base_model": "the packaged all-MiniLM-L6-v2",
     "base_data": "`$EMOSTREAM_DATA_DIR/emotion`",
+    "window_idle": "the grace",
 }
 
 
@@ -332,7 +401,7 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not an integer") from None
-    if kind == "float":
+    if kind in ("float", "float | None"):
         try:
             return float(raw)
         except ValueError:

@@ -8,7 +8,8 @@ The classify path is batch-native: its actors take micro-batches of raw input re
 (``stream.kafka.producer``); Faust's per-event machinery cost more than a GPU model (docs/benchmarks.md). Every output
 of a batch is delivered before the batch is reported done, and its offsets are committed only after that (and after
 Faust flushes the producer), so a crash re-emits but never loses. Aggregation stays a Faust agent over events: Faust
-tables can be changed only while an event is current.
+tables can be changed only while an event is current; the window ticks (``stream.ticks``) come through it too, so
+that idle sources' windows close on time. It publishes windows, late events and drift reports (``stream.drift``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import structlog
 
 from emostream.settings import Settings
 from models.prediction import Prediction
-from stream.aggregation import ClosedWindow, KeyState, WindowAggregator
+from stream.aggregation import KeyState, LateEvent, WindowAggregator, WindowRecord
 from stream.delivery import DeliveryReport, Outgoing, Sender, deliver
+from stream.drift import DriftDetector, DriftReport
 from stream.kafka.batches import BatchInput
 from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.schemas import DeadLetter, InputLimits, LabelledEvent
+from stream.ticks import is_tick
 from stream.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -45,7 +48,8 @@ class WorkerStats:
     dead_lettered: int = 0
     batches: int = 0
     windows_published: int = 0
-    late_events: int = 0
+    late_events: int = 0  # events too late for a window (sent to the late topic), per aggregation key
+    drift_reports: int = 0
     sent_for_review: int = 0
     refused_outputs: int = 0  # output records the broker refused, replaced by a dead letter saying why
     undeliverable: int = 0  # refused output records with nothing to stand for them (each logged as an error)
@@ -223,6 +227,7 @@ class WorkerParts:
     sender: Sender  # the classify path's outputs
     state: faust.TableT  # aggregation key -> KeyState.to_json()
     aggregator: WindowAggregator
+    drift: DriftDetector
     stats: WorkerStats
     guard: StallGuard
 
@@ -242,14 +247,27 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
         actors = [classify_batches(app, inputs, labeller, guard) for _ in range(settings.batches_in_flight)]
         await asyncio.gather(*actors)
 
+    aggregation_topic = topics.aggregation_input.get_topic_name()
+    outputs = AggregateTopics.of(topics)
+
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
         # Per event (not take()): Faust tables can only be changed while an event is current.
         async for event in stream.events():
-            guard.progress()
-            for window in aggregate_entries(parts, event.key.decode(), orjson.loads(event.value), labeller.limits):
-                await topics.aggregates.send(key=event.key, value=orjson.dumps(window.to_record()))
-                log.info("window closed", source=window.key, window=window.kind, start=window.start, total=window.total)
+            guard.progress(aggregation_topic)
+            message = event.message
+            now_ms = int(message.timestamp * 1000) if message.timestamp and message.timestamp > 0 else None
+            now_ms = now_ms or int(time.time() * 1000)
+            if is_tick(event.value):
+                results = aggregate_tick(parts, message.partition, now_ms)
+            else:
+                entries = orjson.loads(event.value)
+                key = event.key.decode()
+                results = [aggregate_entries(parts, key, entries, message.partition, now_ms, labeller.limits)]
+            outgoing = [record for result in results for record in result.outgoing(outputs, parts.aggregator.sizes)]
+            if outgoing:
+                report = await deliver(outgoing, parts.sender)
+                parts.stats.undeliverable += report.undeliverable
 
 
 async def classify_batches(app: faust.App, inputs: BatchInput, labeller: BatchLabeller, guard: StallGuard) -> None:
@@ -257,7 +275,7 @@ async def classify_batches(app: faust.App, inputs: BatchInput, labeller: BatchLa
     settings = labeller.settings
     while True:
         batch = await inputs.take(settings.batch_max, settings.batch_wait)
-        guard.progress()
+        guard.progress(settings.topic_texts)
         try:
             try:
                 await labeller.handle(batch.records)
@@ -272,16 +290,110 @@ async def classify_batches(app: faust.App, inputs: BatchInput, labeller: BatchLa
         inputs.done(batch)
 
 
-def aggregate_entries(parts: WorkerParts, key: str, entries: list, limits: InputLimits) -> list[ClosedWindow]:
-    """Count one aggregation-input record (``[label, score, ts]`` per event) into ``key``'s state and return the windows
-    it closes; called while its event is current, as Faust's tables require."""
+@dataclass(frozen=True)
+class AggregateTopics:
+    """The names of the aggregate agent's output topics."""
+
+    aggregates: str
+    late: str
+    drift: str
+
+    @classmethod
+    def of(cls, topics: Topics) -> AggregateTopics:
+        return cls(topics.aggregates.get_topic_name(), topics.late.get_topic_name(), topics.drift.get_topic_name())
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """What one aggregation key published: windows (final, revised or rolling), late events, drift reports."""
+
+    key: str
+    windows: list[WindowRecord]
+    missed: list[LateEvent]
+    drift: list[DriftReport]
+
+    def outgoing(self, topics: AggregateTopics, sizes: dict[str, int]) -> list[Outgoing]:
+        """The records to send, keyed by the aggregation key (late events by their id)."""
+        key = self.key.encode()
+        records = [Outgoing(topics.aggregates, orjson.dumps(w.to_record()), key=key) for w in self.windows]
+        records += [
+            Outgoing(topics.late, orjson.dumps(m.to_record(sizes)), key=(m.id or self.key).encode())
+            for m in self.missed
+        ]
+        records += [Outgoing(topics.drift, orjson.dumps(d.to_record()), key=key) for d in self.drift]
+        return records
+
+
+def aggregate_entries(
+    parts: WorkerParts, key: str, entries: list, partition: int, now_ms: int, limits: InputLimits
+) -> KeyResult:
+    """Count one aggregation-input record (``[label, score, ts, id, source]`` per event), read from ``partition`` at
+    ``now_ms``, into ``key``'s state; called while its event is current, as Faust's tables require."""
     state = KeyState.from_json(parts.state.get(key))
-    update = parts.aggregator.add_batch(state, key, entries, limit_ms=int(time.time() * 1000) + limits.max_ahead_ms)
+    state.partition = partition
+    limit_ms = int(time.time() * 1000) + limits.max_ahead_ms
+    update = parts.aggregator.add_batch(state, key, entries, arrived_ms=now_ms, limit_ms=limit_ms)
+    drift = observe_drift(parts, state, update.published)
     parts.state[key] = state.to_json()
     if update.future_dropped:
         log.warning("far-future watermark left by an earlier version dropped", source=key)
-    if update.late:
-        parts.stats.late_events += update.late
-        log.warning("late events left out of the aggregates", source=key, count=update.late, watermark=state.watermark)
-    parts.stats.windows_published += len(update.closed)
-    return update.closed
+    if update.missed:
+        parts.stats.late_events += len(update.missed)
+        log.warning(
+            "late events sent to the late topic", source=key, count=len(update.missed), watermark=state.watermark
+        )
+    return published(parts, KeyResult(key, update.published, update.missed, drift))
+
+
+def aggregate_tick(parts: WorkerParts, partition: int, now_ms: int) -> list[KeyResult]:
+    """A tick read from ``partition`` at ``now_ms``: for the keys that live in that partition and have something due
+    (idle windows to close, a rolling publication), do it. Only those keys are loaded and written back: a tick costs
+    two lookups per key otherwise."""
+    results = []
+    for key, value in list(parts.state.items()):
+        if value is None or value.get("partition") != partition or (value.get("due_at") or now_ms + 1) > now_ms:
+            continue
+        state = KeyState.from_json(value)
+        windows = parts.aggregator.tick(state, key, now_ms)
+        if windows is None:
+            continue
+        drift = observe_drift(parts, state, windows)
+        parts.state[key] = state.to_json()
+        results.append(published(parts, KeyResult(key, windows, [], drift)))
+    return results
+
+
+def observe_drift(parts: WorkerParts, state: KeyState, windows: list[WindowRecord]) -> list[DriftReport]:
+    """Compare each first publication of a tumbling window with its key's baseline (kept in ``state``)."""
+    reports = []
+    for window in windows:
+        if window.kind == "tumbling" and window.revision == 0:
+            report = parts.drift.observe(state.history, window.key, window.start, window.end, window.counts)
+            if report is not None:
+                reports.append(report)
+    return reports
+
+
+def published(parts: WorkerParts, result: KeyResult) -> KeyResult:
+    """Count and log what ``result`` publishes."""
+    for window in result.windows:
+        if window.final:
+            parts.stats.windows_published += 1
+            log.info(
+                "window published",
+                source=window.key,
+                window=window.kind,
+                start=window.start,
+                total=window.total,
+                revision=window.revision,
+            )
+    for report in result.drift:
+        parts.stats.drift_reports += 1
+        log.warning(
+            "emotion mix drifted",
+            source=report.source,
+            window_start=report.window_start,
+            distance=round(report.distance, 4),
+            top_changes=report.top_changes(),
+        )
+    return result

@@ -17,10 +17,12 @@ from stream import announcements
 from stream.agents import Predictor, WorkerParts, WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
 from stream.delivery import Sender
+from stream.drift import DriftDetector
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
 from stream.serving import ModelServer
+from stream.ticks import send_ticks
 from stream.topics import Topics
 from stream.topology import TopicSpec, ensure_topics, watch_topics
 from stream.views import register_views
@@ -70,6 +72,8 @@ def create_app(settings: Settings) -> faust.App:
     # Per input partition, records fetched ahead of the actors: enough for every actor's next micro-batch.
     inputs = app.take_in_batches(topics.texts, max_queued=settings.batch_max * settings.batches_in_flight)
     register_agents(app, parts, inputs)
+    if settings.window_tick > 0:
+        send_ticks(app, topics.aggregation_input, settings.window_tick)
     watch_input(app, parts.guard, {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()})
     register_views(app, parts)
 
@@ -80,6 +84,8 @@ def create_app(settings: Settings) -> faust.App:
             topics.labelled,
             topics.aggregates,
             topics.dlq,
+            topics.late,
+            topics.drift,
             topics.review,
             topics.aggregation_input,
         )
@@ -117,11 +123,16 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
             WindowSpec("hopping", int(settings.hopping_window * 1000), int(settings.hopping_step * 1000)),
         ],
         grace_ms=grace_ms,
+        lateness_ms=int(settings.allowed_lateness * 1000),
+        # Without ticks nothing would apply the idle rule: windows then close by event time only.
+        idle_ms=int(settings.idle_seconds * 1000) if settings.window_tick > 0 else None,
+        emit_every_ms=int(settings.window_emit_every * 1000) if settings.window_tick > 0 else 0,
     )
+    drift = DriftDetector(settings.drift_baseline, settings.drift_threshold, settings.drift_min_events)
     # One KeyState per aggregation key, kept as JSON (the app's default serializer).
     state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
     guard = StallGuard(settings.stall_timeout)
-    return WorkerParts(settings, topics, server, sender, state, aggregator, WorkerStats(), guard)
+    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, WorkerStats(), guard)
 
 
 def run_worker(app: faust.App, loglevel: str) -> NoReturn:

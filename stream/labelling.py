@@ -100,11 +100,12 @@ def review_picks(
 
 
 def aggregation_input(labelled: Sequence[LabelledEvent]) -> dict[str, list[list]]:
-    """The batch's aggregation input: per source, and for all sources (``*``), ``[label, score, ts]`` per event (one
-    record per key is far fewer sends and table writes than one per event). Keys without events are left out."""
+    """The batch's aggregation input: per source, and for all sources (``*``), ``[label, score, ts, id, source]`` per
+    event (one record per key is far fewer sends and table writes than one per event; id and source name the event
+    on ``emotion.late`` if it comes too late). Keys without events are left out."""
     by_key: dict[str, list[list]] = {}
     for result in labelled:
-        entry = [result.label, result.score, result.ts]
+        entry = [result.label, result.score, result.ts, result.id, result.source]
         by_key.setdefault(result.source, []).append(entry)
         by_key.setdefault(ALL_SOURCES, []).append(entry)
     return by_key

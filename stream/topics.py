@@ -17,6 +17,8 @@ class Topics:
     labelled: faust.TopicT
     aggregates: faust.TopicT
     dlq: faust.TopicT
+    late: faust.TopicT
+    drift: faust.TopicT
     review: faust.TopicT
     aggregation_input: faust.TopicT
 
@@ -40,8 +42,11 @@ class Topics:
             labelled=topic(settings.topic_labelled),
             aggregates=topic(settings.topic_aggregates),
             dlq=topic(settings.topic_dlq),
+            late=topic(settings.topic_late),
+            drift=topic(settings.topic_drift),
             review=topic(settings.topic_review),
-            # Per batch and aggregation key (a source, or "*"): the [label, score, ts] of its labelled events, keyed so
-            # that each key's windows live in one partition of the state table.
+            # Per batch and aggregation key (a source, or "*"): the [label, score, ts, id, source] of its labelled
+            # events, keyed so that each key's windows live in one partition of the state table; and the window ticks
+            # (stream.ticks), unkeyed, one to each partition.
             aggregation_input=topic(f"{settings.app_id}-aggregation-input", internal=True),
         )

@@ -13,32 +13,44 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 import structlog
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class StallGuard:
-    """Decides when the input is stalled: idle for ``timeout`` seconds while a partition's committed offset is below
-    its end. The agents call :meth:`progress` for each micro-batch or event they take."""
+    """Decides when an input topic is stalled: nothing taken from it for ``timeout`` seconds while one of its
+    partitions' committed offset is below its end. The agents call :meth:`progress` for each micro-batch or record
+    they take. Per topic: the aggregation input always has records coming (the window ticks), and its activity must
+    not hide a stall of the text input."""
 
     timeout: float
-    last_progress: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    last_progress: dict[str, float] = field(default_factory=dict)  # topic -> when a record of it was last taken
     last_rewind: float = float("-inf")
 
-    def progress(self, now: float | None = None) -> None:
-        """An agent took input: the worker is not idle."""
-        self.last_progress = time.monotonic() if now is None else now
+    def progress(self, topic: str, now: float | None = None) -> None:
+        """An agent took input from ``topic``: it is not idle."""
+        self.last_progress[topic] = time.monotonic() if now is None else now
 
-    def stalled(self, committed: Mapping[object, int | None], ends: Mapping[object, int], now: float | None = None):
-        """The input partitions with records behind their committed offset, if the worker has been idle (and has not
-        rewound) for ``timeout`` seconds; an empty list otherwise. A partition never committed counts from 0."""
+    def stalled(
+        self,
+        topic: str,
+        committed: Mapping[object, int | None],
+        ends: Mapping[object, int],
+        now: float | None = None,
+    ) -> list:
+        """The partitions of ``topic`` (``ends``, ``committed``) with records behind their committed offset, if nothing
+        was taken from it (and nothing rewound) for ``timeout`` seconds; an empty list otherwise. A partition never
+        committed counts from 0."""
         now = time.monotonic() if now is None else now
-        if now - max(self.last_progress, self.last_rewind) < self.timeout:
+        if now - max(self.last_progress.get(topic, self.started), self.last_rewind) < self.timeout:
             return []
         return sorted(tp for tp, end in ends.items() if end > (committed.get(tp) or 0))
 
@@ -69,7 +81,9 @@ def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
         except Exception as exc:  # a broker hiccup must not take the worker down with its safety net
             log.warning("stall check skipped: end offsets unavailable", error=repr(exc))
             return
-        stalled = guard.stalled(committed, ends)
+        stalled = [
+            tp for topic in sorted(topics) for tp in guard.stalled(topic, _of(topic, committed), _of(topic, ends))
+        ]
         if not stalled:
             return
         guard.rewound()
@@ -89,3 +103,7 @@ def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
         )
         for tp in stalled:
             await consumer.seek(tp, committed[tp] or 0)
+
+
+def _of(topic: str, offsets: Mapping[TP, Any]) -> dict[TP, Any]:
+    return {tp: offset for tp, offset in offsets.items() if tp.topic == topic}

@@ -76,7 +76,7 @@ class StreamEnv:
             "EMOSTREAM_BATCH_MAX": "32",
             **{
                 f"EMOSTREAM_TOPIC_{kind.upper()}": self.topic(kind)
-                for kind in ("texts", "labelled", "aggregates", "dlq", "models", "review", "feedback")
+                for kind in ("texts", "labelled", "aggregates", "dlq", "late", "drift", "models", "review", "feedback")
             },
             **self.extra,
         }

@@ -18,6 +18,7 @@ from stream.agents import BatchLabeller, OutputTopics, classify_batches, registe
 from stream.app import worker_parts
 from stream.kafka.batches import BatchInput
 from stream.kafka.worker import WorkerApp
+from stream.ticks import tick_value
 from stream.topics import Topics
 
 
@@ -83,32 +84,33 @@ def worker(tmp_path):
         hopping_window=120.0,
         hopping_step=60.0,
         window_grace=0.0,
+        allowed_lateness=60.0,
+        drift_baseline=2,
+        drift_min_events=2,
     )
     app = WorkerApp("agents-test", fetch_max_wait=0.1, broker=settings.broker_url, datadir=str(tmp_path))
 
-    def channel() -> faust.ChannelT:
-        return app.channel(key_type=bytes, value_type=bytes)
-
-    def named(name: str) -> faust.TopicT:  # the classify path names its outputs; its sender records what they get
+    def named(name: str) -> faust.TopicT:  # the agents name their outputs; the sender records what they get
         return app.topic(name, key_type=bytes, value_type=bytes)
 
     topics = Topics(
         texts=named("texts"),
         labelled=named("labelled"),
-        aggregates=channel(),
+        aggregates=named("aggregates"),
         dlq=named("dlq"),
+        late=named("late"),
+        drift=named("drift"),
         review=named("review"),
         aggregation_input=named("aggregation-input"),
     )
     parts = worker_parts(app, settings, topics, KeywordModel(), RecordingSender())
     register_agents(app, parts, BatchInput(100))
-    # Subscribed before anything is sent: an in-memory channel keeps records only for its subscribers.
-    return app, parts, {"aggregates": topics.aggregates.clone(is_iterator=True)}
+    return app, parts
 
 
 @pytest.fixture
 def labeller(worker):
-    _, parts, _ = worker
+    _, parts = worker
     return BatchLabeller(parts.settings, OutputTopics.of(parts.topics), parts.server, parts.sender, parts.stats)
 
 
@@ -141,9 +143,9 @@ async def test_classify_labels_dead_letters_reviews_and_rekeys_one_batch(labelle
     assert dead["error"] == "invalid_json" and dead["raw"] == "{not json" and dead["offset"] == 1
     rekeyed = {key: orjson.loads(value) for key, value in sender.sent["aggregation-input"]}
     assert rekeyed == {
-        b"chat": [["joy", 0.9, 1_000]],
-        b"web": [["fear", 0.55, 2_000]],
-        b"*": [["joy", 0.9, 1_000], ["fear", 0.55, 2_000]],
+        b"chat": [["joy", 0.9, 1_000, "a", "chat"]],
+        b"web": [["fear", 0.55, 2_000, "b", "web"]],
+        b"*": [["joy", 0.9, 1_000, "a", "chat"], ["fear", 0.55, 2_000, "b", "web"]],
     }
     [review] = sender.values("review")
     assert review["id"] == "b" and review["margin"] == pytest.approx(0.1)
@@ -160,7 +162,7 @@ async def test_a_batch_the_model_fails_on_is_dead_lettered_not_lost(labeller):
 
 
 async def test_an_actor_reports_a_batch_done_only_once_its_outputs_are_delivered(worker, labeller):
-    app, parts, _ = worker
+    app, parts = worker
     inputs: BatchInput = BatchInput(100)
     sender = labeller.sender
     sender.hold.clear()
@@ -179,25 +181,94 @@ async def test_an_actor_reports_a_batch_done_only_once_its_outputs_are_delivered
         actor.cancel()
 
 
-async def test_aggregate_publishes_closed_windows_and_counts_late_events(worker):
-    app, parts, out = worker
+def entries(*events) -> bytes:
+    """An aggregation input record: ``(label, score, ts, id)`` per event of source ``chat``."""
+    return orjson.dumps([[label, score, ts, id_, "chat"] for label, score, ts, id_ in events])
+
+
+async def test_aggregate_publishes_windows_then_revisions_then_late_events(worker):
+    app, parts = worker
+    sender = parts.sender
     async with app.agents["aggregate"].test_context() as agent:
-        await agent.put(orjson.dumps([["joy", 0.5, 1_000], ["fear", 0.25, 2_000]]), key=b"chat")
-        await agent.put(orjson.dumps([["joy", 1.0, 61_000]]), key=b"chat")  # closes the tumbling window [0, 60 s)
-        await agent.put(orjson.dumps([["joy", 1.0, 200_000]]), key=b"chat")  # closes every window holding 3 s
-        await agent.put(orjson.dumps([["anger", 1.0, 3_000]]), key=b"chat")  # too late for all of them
-    windows = [orjson.loads(e.value) for e in await drain(out["aggregates"])]
-    tumbling = [w for w in windows if w["window"] == "tumbling"]
-    assert tumbling[0] == {
-        "window": "tumbling",
-        "window_start": 0,
-        "window_end": 60_000,
-        "source": "chat",
-        "counts": {"joy": 1, "fear": 1},
-        "total": 2,
-        "mean_score": {"joy": 0.5, "fear": 0.25},
-    }
+        await agent.put(entries(("joy", 0.5, 1_000, "a"), ("fear", 0.25, 2_000, "b")), key=b"chat")
+        await agent.put(entries(("joy", 1.0, 61_000, "c")), key=b"chat")  # closes the tumbling window [0, 60 s)
+        await agent.put(entries(("anger", 1.0, 3_000, "d")), key=b"chat")  # late, within the 60 s allowed: revision
+        await agent.put(entries(("joy", 1.0, 200_000, "e")), key=b"chat")  # past every window of 3 s plus 60 s
+        await agent.put(entries(("anger", 1.0, 3_000, "f")), key=b"chat")  # too late: emotion.late
+    first = [w for w in sender.values("aggregates") if w["window"] == "tumbling" and w["window_start"] == 0]
+    assert first == [
+        {
+            "window": "tumbling",
+            "window_start": 0,
+            "window_end": 60_000,
+            "source": "chat",
+            "counts": {"joy": 1, "fear": 1},
+            "total": 2,
+            "mean_score": {"joy": 0.5, "fear": 0.25},
+            "final": True,
+            "revision": 0,
+        },
+        {
+            "window": "tumbling",
+            "window_start": 0,
+            "window_end": 60_000,
+            "source": "chat",
+            "counts": {"joy": 1, "fear": 1, "anger": 1},
+            "total": 3,
+            "mean_score": {"joy": 0.5, "fear": 0.25, "anger": 1.0},
+            "final": True,
+            "revision": 1,
+        },
+    ]
+    [late] = sender.values("late")
+    assert (late["id"], late["source"], late["aggregate"], late["ts"], late["label"]) == (
+        "f",
+        "chat",
+        "chat",
+        3_000,
+        "anger",
+    )
+    assert {"window": "tumbling", "window_start": 0, "window_end": 60_000} in late["missed"]
+    assert sender.sent["late"][0][0] == b"f"
     state = parts.state["chat"]
     assert state["watermark"] == 200_000 and state["late"] == 1 and parts.stats.late_events == 1
-    assert parts.stats.windows_published == len(windows)
-    assert sum(w["total"] for w in tumbling) == 3  # the late event is counted nowhere
+    assert parts.stats.windows_published == len(sender.values("aggregates"))
+
+
+async def test_a_tick_closes_an_idle_sources_windows_on_the_wall_clock(worker):
+    app, parts = worker
+    sender = parts.sender
+    wall = 1_800_000_000.0  # seconds: the records' Kafka timestamps are the clock
+    async with app.agents["aggregate"].test_context() as agent:
+        await agent.put(entries(("joy", 0.5, 1_000, "a")), key=b"chat", partition=1, timestamp=wall)
+        await agent.put(tick_value(0), partition=0, timestamp=wall + 100)  # another partition's keys only
+        assert "aggregates" not in sender.sent
+        await agent.put(tick_value(0), partition=1, timestamp=wall + 30)  # event time 31 s: nothing due
+        assert "aggregates" not in sender.sent
+        await agent.put(tick_value(0), partition=1, timestamp=wall + 60)  # idle (0 s = the grace) past 60 s
+    closed = sender.values("aggregates")
+    assert {(w["window"], w["window_start"], w["revision"]) for w in closed} == {
+        ("tumbling", 0, 0),
+        ("hopping", -60_000, 0),
+    }
+    assert parts.state["chat"]["watermark"] == 61_000
+
+
+async def test_a_drifting_mix_is_reported_against_the_mean_of_earlier_windows(worker):
+    app, parts = worker
+    sender = parts.sender
+    async with app.agents["aggregate"].test_context() as agent:
+        for minute in range(2):  # the baseline: two windows of joy and a little sadness
+            base = minute * 60_000
+            await agent.put(
+                entries(*[("joy", 0.9, base + i, f"j{minute}{i}") for i in range(9)], ("sadness", 0.9, base + 9, "s")),
+                key=b"chat",
+            )
+        await agent.put(entries(*[("anger", 0.9, 120_000 + i, f"a{i}") for i in range(10)]), key=b"chat")
+        await agent.put(entries(("joy", 0.9, 600_000, "late-closer")), key=b"chat")
+    [drift] = sender.values("drift")
+    assert (drift["source"], drift["window_start"], drift["window_end"]) == ("chat", 120_000, 180_000)
+    assert drift["baseline"] == {"joy": 0.9, "sadness": 0.1} and drift["current"] == {"anger": 1.0}
+    assert drift["distance"] == pytest.approx(1.0)
+    assert drift["top_changes"][0] == {"label": "anger", "baseline": 0.0, "current": 1.0, "change": 1.0}
+    assert parts.stats.drift_reports == 1

@@ -62,9 +62,9 @@ def test_labelled_events_carry_their_event_prediction_and_version():
 def test_aggregation_input_has_one_entry_list_per_source_and_one_for_all():
     _, labelled = labelled_batch()
     assert aggregation_input(labelled) == {
-        "chat": [["joy", 0.9, 1_000], ["anger", 0.6, 3_000]],
-        "*": [["joy", 0.9, 1_000], ["fear", 0.5, 2_000], ["anger", 0.6, 3_000]],
-        "web": [["fear", 0.5, 2_000]],
+        "chat": [["joy", 0.9, 1_000, "a", "chat"], ["anger", 0.6, 3_000, "c", "chat"]],
+        "*": [["joy", 0.9, 1_000, "a", "chat"], ["fear", 0.5, 2_000, "b", "web"], ["anger", 0.6, 3_000, "c", "chat"]],
+        "web": [["fear", 0.5, 2_000, "b", "web"]],
     }
     assert aggregation_input([]) == {}
 

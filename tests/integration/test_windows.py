@@ -1,0 +1,204 @@
+"""Aggregate windows on the real broker: idle sources close on time, late events revise, too-late ones are reported,
+a shifted emotion mix is flagged, and two workers sharing the partitions publish each window once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+
+import orjson
+import pytest
+
+from models import EmotionClassifier
+from stream.aggregation import WindowSpec
+from stream.drift import shares
+from stream.tools import collect_records
+
+from .test_worker import BASE_TS, collect, emotion_texts, event, send
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FAST_WINDOWS = {  # small windows, closed one second of grace plus one second of silence after their end
+    "EMOSTREAM_TUMBLING_WINDOW": "4",
+    "EMOSTREAM_HOPPING_WINDOW": "8",
+    "EMOSTREAM_HOPPING_STEP": "4",
+    "EMOSTREAM_WINDOW_GRACE": "1",
+    "EMOSTREAM_WINDOW_IDLE": "1",
+    "EMOSTREAM_WINDOW_TICK": "0.5",
+}
+SPECS = [WindowSpec("tumbling", 4_000, 4_000), WindowSpec("hopping", 8_000, 4_000)]
+
+
+def expected_totals(labelled: list[dict]) -> Counter:
+    """Events per (source or ``*``, window kind, window start), from the labelled records."""
+    return Counter(
+        (key, spec.kind, start)
+        for r in labelled
+        for spec in SPECS
+        for start in spec.starts(r["ts"])
+        for key in (r["source"], "*")
+    )
+
+
+def latest_revisions(windows: list[dict]) -> dict[tuple, dict]:
+    """What a consumer keeps (the README's contract): per window and source, the final record of highest revision."""
+    kept: dict[tuple, dict] = {}
+    for w in windows:
+        key = (w["source"], w["window"], w["window_start"])
+        if w["final"] and (key not in kept or w["revision"] > kept[key]["revision"]):
+            kept[key] = w
+    return kept
+
+
+def final_windows_until(env, wanted: Counter, timeout: float = 240.0) -> list[dict]:
+    """Every aggregate record, read again until the latest revision of each wanted window has its expected total."""
+    deadline = time.monotonic() + timeout
+    while True:
+        windows = collect(env, "aggregates", timeout=3.0)
+        kept = latest_revisions(windows)
+        if all(key in kept and kept[key]["total"] == n for key, n in wanted.items()) or time.monotonic() > deadline:
+            return windows
+
+
+def test_a_burst_then_silence_publishes_every_window_of_the_burst(stream_env, datasets_dir, tmp_path):
+    stream_env.extra = dict(FAST_WINDOWS)
+    worker = stream_env.start_worker(tmp_path)
+    texts = emotion_texts(datasets_dir, 300)
+    # Event time is the sender's clock: the windows can only close on the wall clock, after the burst.
+    values = [event(i, text, source=f"src{i % 3}", ts=int(time.time() * 1000) + i * 10) for i, text in enumerate(texts)]
+    send(stream_env, values)
+    labelled = collect(stream_env, "labelled", expected=len(values), settle=1.0)
+    assert len({r["id"] for r in labelled}) == len(values), worker.log()
+
+    wanted = expected_totals(labelled)  # each labelled record was counted once (a duplicate too: at least once)
+    windows = final_windows_until(stream_env, wanted)  # nothing more is sent: only the ticks can close them
+    kept = latest_revisions(windows)
+    assert {key: kept[key]["total"] if key in kept else None for key in wanted} == dict(wanted), worker.log()
+    for w in kept.values():
+        assert sum(w["counts"].values()) == w["total"]
+    delays = [(stamp - (w["window_end"] + 2_000)) / 1000 for w, stamp in _with_times(stream_env) if w["revision"] == 0]
+    # Reported, not asserted (no timing in tests): seconds after end + grace + idle that each first publication came.
+    print(f"{len(kept)} windows; first publication after end + grace + idle: max {max(delays):.1f} s")
+    stats = worker.get("/stats")
+    assert stats["windows_published"] >= len(wanted) and stats["undeliverable"] == 0
+
+
+def _with_times(env) -> list[tuple[dict, int]]:
+    records = asyncio.run(collect_records(env.broker.url, env.topic("aggregates"), timeout=3.0))
+    return [(orjson.loads(value), stamp) for _, value, stamp in records]
+
+
+def test_late_events_revise_a_published_window_and_too_late_ones_go_to_the_late_topic(stream_env, tmp_path):
+    stream_env.extra = {
+        **FAST_WINDOWS,
+        "EMOSTREAM_WINDOW_IDLE": "100000",  # event time only: what is late does not depend on the machine's speed
+        "EMOSTREAM_ALLOWED_LATENESS": "3600",
+    }
+    worker = stream_env.start_worker(tmp_path)
+
+    def step(i: int, ts: int) -> None:  # one event at a time: input partitions are read concurrently
+        send(stream_env, [event(i, "i feel fine", source="s", ts=BASE_TS + ts)])
+        labelled = collect(stream_env, "labelled", expected=i + 1, timeout=120)
+        assert f"e{i}" in {r["id"] for r in labelled}, worker.log()
+
+    def tumbling_zero() -> list[dict]:
+        windows = [w for w in collect(stream_env, "aggregates", timeout=3.0) if w["source"] == "s"]
+        return sorted((w for w in windows if w["window"] == "tumbling" and w["window_start"] == BASE_TS), key=str)
+
+    def wait_for(condition, what: str):
+        deadline = time.monotonic() + 120
+        while not (found := condition()):
+            assert time.monotonic() < deadline, f"no {what}:\n{worker.log()}"
+            time.sleep(0.5)
+        return found
+
+    step(0, 500)
+    step(1, 1_500)
+    step(2, 10_000)  # past [0, 4 s) + 1 s grace: published
+    assert [(w["revision"], w["total"]) for w in wait_for(tumbling_zero, "first publication")] == [(0, 2)]
+    step(3, 2_000)  # late, within the allowed lateness: revision 1
+    [revised] = wait_for(lambda: [w for w in tumbling_zero() if w["revision"] == 1], "revision")
+    assert revised["final"] and revised["total"] == sum(revised["counts"].values()) == 3
+    step(4, 7_200_000)  # two hours on: every earlier window is past its lateness
+    wait_for(lambda: worker.get("/aggregates").get("s", {}).get("watermark") == BASE_TS + 7_200_000, "watermark")
+    step(5, 3_000)  # too late
+    late = wait_for(lambda: collect(stream_env, "late", timeout=3.0), "late record")
+    mine = [r for r in late if r["aggregate"] == "s"]
+    assert [(r["id"], r["source"], r["ts"]) for r in mine] == [("e5", "s", BASE_TS + 3_000)]
+    assert {"window": "tumbling", "window_start": BASE_TS, "window_end": BASE_TS + 4_000} in mine[0]["missed"]
+    assert len([w for w in tumbling_zero() if w["revision"] >= 0]) == 2  # the too-late event revised nothing
+    assert worker.get("/stats")["late_events"] >= 1
+
+
+def test_a_shifted_emotion_mix_is_reported_on_the_drift_topic(stream_env, served_registry, datasets_dir, tmp_path):
+    # Texts chosen by what the served model says of them, so that the mix really shifts whatever it learned.
+    model = EmotionClassifier.from_pretrained(served_registry.resolve("current"), device="cpu", quantize="off")
+    texts = emotion_texts(datasets_dir, 1000)
+    by_label: dict[str, list[str]] = {}
+    for text, prediction in zip(texts, model.predict(texts), strict=True):
+        by_label.setdefault(prediction.label, []).append(text)
+    common, *others = sorted(by_label, key=lambda label: -len(by_label[label]))
+    rare = next(label for label in others if len(by_label[label]) >= 10)
+    stream_env.extra = {
+        **FAST_WINDOWS,
+        "EMOSTREAM_WINDOW_IDLE": "100000",
+        "EMOSTREAM_DRIFT_BASELINE": "2",
+        "EMOSTREAM_DRIFT_MIN_EVENTS": "10",
+        "EMOSTREAM_DRIFT_THRESHOLD": "0.5",
+    }
+    worker = stream_env.start_worker(tmp_path)
+    # Three tumbling windows of ten events, sent one window at a time (input partitions are read concurrently: an
+    # event of a later window read first would close an earlier one before all of it was counted).
+    windows = [by_label[common][:10], by_label[common][10:20], by_label[rare][:10]]
+    for w, texts_of_window in enumerate(windows):
+        send(
+            stream_env,
+            [event(w * 10 + i, text, source="d", ts=BASE_TS + w * 4_000 + i) for i, text in enumerate(texts_of_window)],
+        )
+        collect(stream_env, "labelled", expected=(w + 1) * 10, timeout=120)
+    send(stream_env, [event(99, "and now", source="d", ts=BASE_TS + 600_000)])  # closes the last two windows
+    deadline = time.monotonic() + 120
+    while not (drift := [r for r in collect(stream_env, "drift", timeout=3.0) if r["source"] == "d"]):
+        assert time.monotonic() < deadline, worker.log()
+    # The mixes the worker's own labels give (the same texts, so the same labels as above, batching aside).
+    labels = {r["id"]: r["label"] for r in collect(stream_env, "labelled", expected=31, timeout=60)}
+    mix = [Counter(labels[f"e{w * 10 + i}"] for i in range(10)) for w in range(3)]
+    baseline = {label: (shares(mix[0]).get(label, 0) + shares(mix[1]).get(label, 0)) / 2 for label in mix[0] | mix[1]}
+    [report] = drift
+    assert (report["window_start"], report["window_end"]) == (BASE_TS + 8_000, BASE_TS + 12_000)
+    assert report["current"] == pytest.approx(shares(mix[2])) and report["baseline"] == pytest.approx(baseline)
+    assert report["distance"] > 0.5 and report["top_changes"][0]["label"] in (rare, common)
+
+
+def test_two_workers_and_a_rebalance_publish_each_window_once(stream_env, datasets_dir, tmp_path):
+    # 20 s of silence before an idle window closes: the first burst's windows are still open when the partitions move.
+    stream_env.extra = {**FAST_WINDOWS, "EMOSTREAM_WINDOW_IDLE": "20"}
+    first = stream_env.start_worker(tmp_path)
+    texts = emotion_texts(datasets_dir, 400)
+
+    def burst(offset: int) -> None:
+        now = int(time.time() * 1000)
+        send(
+            stream_env,
+            [
+                event(offset + i, text, source=f"src{i % 4}", ts=now + i * 20)
+                for i, text in enumerate(texts[offset : offset + 200])
+            ],
+            rate=50.0,
+        )
+
+    sender = threading.Thread(target=burst, args=(0,))
+    sender.start()
+    second = stream_env.start_worker(tmp_path)  # joins during or just after the first burst: the partitions move
+    sender.join()
+    burst(200)
+    labelled = collect(stream_env, "labelled", expected=400, settle=1.0)
+    assert len({r["id"] for r in labelled}) == 400, second.log()
+    wanted = expected_totals(labelled)  # a record labelled twice (at least once) was counted twice
+    windows = final_windows_until(stream_env, wanted)
+    kept = latest_revisions(windows)
+    assert {key: kept[key]["total"] if key in kept else None for key in wanted} == dict(wanted)
+    publications = Counter((w["source"], w["window"], w["window_start"], w["revision"]) for w in windows if w["final"])
+    assert [key for key, n in publications.items() if n > 1] == [], first.log()
