@@ -194,6 +194,13 @@ class Settings:
     drift_min_events: int = _env(
         "Drift: tumbling windows with fewer events are neither compared nor part of the baseline.", default=30
     )
+    drift_review_rate: float = _env(
+        "Drift: share of a drifting source's predictions sent for review whatever their margin, for "
+        "`EMOSTREAM_DRIFT_REVIEW_WINDOWS` tumbling windows after the report, so annotators see the new traffic first "
+        "(0: off).",
+        default=0.0,
+    )
+    drift_review_windows: int = _env("Drift: how many tumbling windows a drift report boosts review for.", default=3)
 
     # --- the retraining job -------------------------------------------------------------------------------------------
     trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
@@ -262,8 +269,13 @@ class Settings:
                 f"{PREFIX}WINDOW_IDLE, {PREFIX}WINDOW_TICK, {PREFIX}ALLOWED_LATENESS, {PREFIX}WINDOW_EMIT_EVERY and "
                 f"{PREFIX}DRIFT_BASELINE must not be negative"
             )
-        if not 0 < self.drift_threshold <= 1 or self.drift_min_events < 1:
-            raise SettingsError(f"{PREFIX}DRIFT_THRESHOLD must lie in (0, 1] and {PREFIX}DRIFT_MIN_EVENTS be positive")
+        if not 0 < self.drift_threshold <= 1 or self.drift_min_events < 1 or self.drift_review_windows < 0:
+            raise SettingsError(
+                f"{PREFIX}DRIFT_THRESHOLD must lie in (0, 1], {PREFIX}DRIFT_MIN_EVENTS be positive and "
+                f"{PREFIX}DRIFT_REVIEW_WINDOWS not negative"
+            )
+        if not 0 <= self.drift_review_rate <= 1:
+            raise SettingsError(f"{PREFIX}DRIFT_REVIEW_RATE must lie between 0 and 1")
         if self.hopping_step > self.hopping_window or self.window_grace < 0:
             raise SettingsError(
                 f"{PREFIX}HOPPING_STEP must not exceed {PREFIX}HOPPING_WINDOW, nor the grace be negative"
@@ -361,6 +373,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "drift_baseline",
         "drift_threshold",
         "drift_min_events",
+        "drift_review_rate",
+        "drift_review_windows",
     ),
     "The retraining job": (
         "trainer_every",

@@ -32,6 +32,7 @@ from stream.drift import DriftDetector, DriftReport
 from stream.kafka.batches import BatchInput
 from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
+from stream.review_boost import ReviewBoosts
 from stream.schemas import DeadLetter, InputLimits, LabelledEvent
 from stream.ticks import is_tick
 from stream.topics import Topics
@@ -94,9 +95,16 @@ class BatchLabeller:
     dead letters (the pure part is ``stream.labelling``)."""
 
     def __init__(
-        self, settings: Settings, topics: OutputTopics, server: Predictor, sender: Sender, stats: WorkerStats
+        self,
+        settings: Settings,
+        topics: OutputTopics,
+        server: Predictor,
+        sender: Sender,
+        stats: WorkerStats,
+        boosts: ReviewBoosts | None = None,
     ) -> None:
         self.settings = settings
+        self.boosts = boosts  # drifting sources under extra review (stream.review_boost)
         self.topics = topics
         self.server = server
         self.sender = sender
@@ -131,6 +139,7 @@ class BatchLabeller:
             max_margin=self.settings.review_margin,
             rate=self.settings.review_rate,
             draw=self.sampler.random,
+            boosted=self.boosts.active(int(time.time() * 1000)) if self.boosts else None,
         )
         outgoing = self.labelled_outputs(accepted, labelled)
         outgoing += [
@@ -228,6 +237,7 @@ class WorkerParts:
     state: faust.TableT  # aggregation key -> KeyState.to_json()
     aggregator: WindowAggregator
     drift: DriftDetector
+    boosts: ReviewBoosts | None  # None unless EMOSTREAM_DRIFT_REVIEW_RATE is set
     stats: WorkerStats
     guard: StallGuard
 
@@ -236,7 +246,7 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
     """Attach the classify actors (fed by ``inputs``, the input topic's micro-batches) and the aggregation agent to
     ``app``; both report their progress to the stall guard."""
     settings, topics, guard = parts.settings, parts.topics, parts.guard
-    labeller = BatchLabeller(settings, OutputTopics.of(topics), parts.server, parts.sender, parts.stats)
+    labeller = BatchLabeller(settings, OutputTopics.of(topics), parts.server, parts.sender, parts.stats, parts.boosts)
 
     # Several actors share the input: the next micro-batch is decoded and queued for the inference processes while the
     # previous one's outputs are sent. They finish out of order; offsets are committed only up to the first batch

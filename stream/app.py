@@ -21,6 +21,7 @@ from stream.drift import DriftDetector
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
+from stream.review_boost import ReviewBoosts, follow_drift
 from stream.serving import ModelServer
 from stream.ticks import send_ticks
 from stream.topics import Topics
@@ -111,6 +112,12 @@ def create_app(settings: Settings) -> faust.App:
             settings.broker_url, settings.topic_models, server.on_announcement, on_ready=server.catch_up
         )
 
+    if parts.boosts is not None:
+
+        @app.task
+        async def follow_drift_reports() -> None:
+            await follow_drift(settings.broker_url, topics.drift.get_topic_name(), parts.boosts)
+
     return app
 
 
@@ -129,10 +136,13 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
         emit_every_ms=int(settings.window_emit_every * 1000) if settings.window_tick > 0 else 0,
     )
     drift = DriftDetector(settings.drift_baseline, settings.drift_threshold, settings.drift_min_events)
+    boosts = None
+    if settings.drift_review_rate > 0:
+        boosts = ReviewBoosts(settings.drift_review_rate, int(settings.drift_review_windows * tumbling_ms))
     # One KeyState per aggregation key, kept as JSON (the app's default serializer).
     state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
     guard = StallGuard(settings.stall_timeout)
-    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, WorkerStats(), guard)
+    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, boosts, WorkerStats(), guard)
 
 
 def run_worker(app: faust.App, loglevel: str) -> NoReturn:

@@ -8,7 +8,7 @@ No Kafka and no model here: the classify agent turns Faust's events into :class:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from models.prediction import Prediction
@@ -88,13 +88,15 @@ def review_picks(
     max_margin: float,
     rate: float,
     draw: Callable[[], float],
+    boosted: Mapping[str, float] | None = None,
 ) -> list[dict]:
     """The review records of the predictions the model hesitated on (margin below ``max_margin``), each kept with
-    probability ``rate`` (``draw`` returns a number in [0, 1), e.g. ``random.Random().random``)."""
+    probability ``rate`` (``draw`` returns a number in [0, 1), e.g. ``random.Random().random``); and, for a source in
+    ``boosted`` (source -> rate: a drifting one), any other prediction with that source's probability."""
     picks = []
     for item, result in zip(accepted, labelled, strict=True):
         margin = result.margin
-        if margin < max_margin and draw() < rate:
+        if (margin < max_margin and draw() < rate) or (boosted and draw() < boosted.get(result.source, 0.0)):
             picks.append(review_record(item.event, result, margin))
     return picks
 

@@ -1,7 +1,9 @@
-"""The worker's web views: ``GET /aggregates`` (open windows held by this worker) and ``GET /stats`` (counters and
-the partitions this worker holds)."""
+"""The worker's web views: ``GET /aggregates`` (open windows held by this worker) and ``GET /stats`` (counters, the
+partitions this worker holds, the sources under extra review)."""
 
 from __future__ import annotations
+
+import time
 
 import faust
 
@@ -29,4 +31,5 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
     async def stats_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
         version = server.loaded.version if server.is_loaded else None
-        return web.json({**stats.to_dict(), "model_version": version, "assigned": assigned})
+        boosted = sorted(parts.boosts.active(int(time.time() * 1000))) if parts.boosts else []
+        return web.json({**stats.to_dict(), "model_version": version, "assigned": assigned, "review_boosted": boosted})

@@ -16,7 +16,7 @@ from stream.aggregation import WindowSpec
 from stream.drift import shares
 from stream.tools import collect_records
 
-from .test_worker import BASE_TS, collect, emotion_texts, event, send
+from .test_worker import BASE_TS, collect, emotion_texts, event, labelled_until_all, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,14 +52,18 @@ def latest_revisions(windows: list[dict]) -> dict[tuple, dict]:
     return kept
 
 
-def final_windows_until(env, wanted: Counter, timeout: float = 240.0) -> list[dict]:
-    """Every aggregate record, read again until the latest revision of each wanted window has its expected total."""
+def final_windows_until(env, wanted: Counter | None = None, timeout: float = 240.0) -> tuple[list[dict], Counter]:
+    """Every aggregate record, read again until the latest revision of each wanted window has its expected total;
+    and the wanted totals. Without ``wanted``, they are read again each time from the labelled records: a record
+    labelled twice (at least once, around a rebalance) is counted twice, and may arrive late."""
     deadline = time.monotonic() + timeout
     while True:
+        expected = wanted if wanted is not None else expected_totals(collect(env, "labelled", timeout=3.0))
         windows = collect(env, "aggregates", timeout=3.0)
         kept = latest_revisions(windows)
-        if all(key in kept and kept[key]["total"] == n for key, n in wanted.items()) or time.monotonic() > deadline:
-            return windows
+        done = all(key in kept and kept[key]["total"] == n for key, n in expected.items())
+        if done or time.monotonic() > deadline:
+            return windows, expected
 
 
 def test_a_burst_then_silence_publishes_every_window_of_the_burst(stream_env, datasets_dir, tmp_path):
@@ -73,7 +77,7 @@ def test_a_burst_then_silence_publishes_every_window_of_the_burst(stream_env, da
     assert len({r["id"] for r in labelled}) == len(values), worker.log()
 
     wanted = expected_totals(labelled)  # each labelled record was counted once (a duplicate too: at least once)
-    windows = final_windows_until(stream_env, wanted)  # nothing more is sent: only the ticks can close them
+    windows, _ = final_windows_until(stream_env, wanted)  # nothing more is sent: only the ticks can close them
     kept = latest_revisions(windows)
     assert {key: kept[key]["total"] if key in kept else None for key in wanted} == dict(wanted), worker.log()
     for w in kept.values():
@@ -132,7 +136,9 @@ def test_late_events_revise_a_published_window_and_too_late_ones_go_to_the_late_
     assert worker.get("/stats")["late_events"] >= 1
 
 
-def test_a_shifted_emotion_mix_is_reported_on_the_drift_topic(stream_env, served_registry, datasets_dir, tmp_path):
+def test_a_shifted_emotion_mix_is_reported_and_its_source_reviewed_more(
+    stream_env, served_registry, datasets_dir, tmp_path
+):
     # Texts chosen by what the served model says of them, so that the mix really shifts whatever it learned.
     model = EmotionClassifier.from_pretrained(served_registry.resolve("current"), device="cpu", quantize="off")
     texts = emotion_texts(datasets_dir, 1000)
@@ -147,6 +153,9 @@ def test_a_shifted_emotion_mix_is_reported_on_the_drift_topic(stream_env, served
         "EMOSTREAM_DRIFT_BASELINE": "2",
         "EMOSTREAM_DRIFT_MIN_EVENTS": "10",
         "EMOSTREAM_DRIFT_THRESHOLD": "0.5",
+        "EMOSTREAM_REVIEW_MARGIN": "0",  # review only what drift asks for
+        "EMOSTREAM_DRIFT_REVIEW_RATE": "1",
+        "EMOSTREAM_DRIFT_REVIEW_WINDOWS": "1000",
     }
     worker = stream_env.start_worker(tmp_path)
     # Three tumbling windows of ten events, sent one window at a time (input partitions are read concurrently: an
@@ -171,6 +180,16 @@ def test_a_shifted_emotion_mix_is_reported_on_the_drift_topic(stream_env, served
     assert report["current"] == pytest.approx(shares(mix[2])) and report["baseline"] == pytest.approx(baseline)
     assert report["distance"] > 0.5 and report["top_changes"][0]["label"] in (rare, common)
 
+    # Every worker follows the drift topic: the drifting source's next predictions go to review, confident or not.
+    deadline = time.monotonic() + 120
+    while "d" not in worker.get("/stats")["review_boosted"]:
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.5)
+    assert collect(stream_env, "review", timeout=3.0) == []
+    send(stream_env, [event(200 + i, "i am fine", source=source) for i, source in enumerate(["d", "other"] * 3)])
+    review = collect(stream_env, "review", expected=3, timeout=120, settle=2.0)
+    assert sorted(r["id"] for r in review) == ["e200", "e202", "e204"]
+
 
 def test_two_workers_and_a_rebalance_publish_each_window_once(stream_env, datasets_dir, tmp_path):
     # 20 s of silence before an idle window closes: the first burst's windows are still open when the partitions move.
@@ -194,10 +213,9 @@ def test_two_workers_and_a_rebalance_publish_each_window_once(stream_env, datase
     second = stream_env.start_worker(tmp_path)  # joins during or just after the first burst: the partitions move
     sender.join()
     burst(200)
-    labelled = collect(stream_env, "labelled", expected=400, settle=1.0)
+    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(400)})
     assert len({r["id"] for r in labelled}) == 400, second.log()
-    wanted = expected_totals(labelled)  # a record labelled twice (at least once) was counted twice
-    windows = final_windows_until(stream_env, wanted)
+    windows, wanted = final_windows_until(stream_env)
     kept = latest_revisions(windows)
     assert {key: kept[key]["total"] if key in kept else None for key in wanted} == dict(wanted)
     publications = Counter((w["source"], w["window"], w["window_start"], w["revision"]) for w in windows if w["final"])

@@ -79,3 +79,11 @@ def test_review_picks_the_hesitant_predictions_at_the_sampling_rate():
         "c"
     ]
     assert review_picks(accepted, labelled, max_margin=0.0, rate=1.0, draw=lambda: 0.0) == []  # review off
+
+
+def test_a_boosted_source_also_gets_confident_predictions_reviewed():
+    accepted, labelled = labelled_batch()
+    boosted = {"web": 1.0}  # a drifting source: every prediction, whatever its margin
+    picks = review_picks(accepted, labelled, max_margin=0.0, rate=1.0, draw=lambda: 0.0, boosted=boosted)
+    assert [p["source"] for p in picks] == ["web"]
+    assert review_picks(accepted, labelled, max_margin=0.0, rate=1.0, draw=lambda: 0.5, boosted={"web": 0.4}) == []
