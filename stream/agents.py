@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import faust
@@ -32,6 +33,7 @@ from stream.drift import DriftDetector, DriftReport
 from stream.kafka.batches import BatchInput
 from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
+from stream.metrics import WorkerCollector
 from stream.review_boost import ReviewBoosts
 from stream.schemas import DeadLetter, InputLimits, LabelledEvent
 from stream.ticks import is_tick
@@ -54,16 +56,24 @@ class WorkerStats:
     sent_for_review: int = 0
     refused_outputs: int = 0  # output records the broker refused, replaced by a dead letter saying why
     undeliverable: int = 0  # refused output records with nothing to stand for them (each logged as an error)
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)  # input dead letters by error
+    emotions: dict[str, int] = field(default_factory=dict)  # labelled events by label
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready counters."""
         return asdict(self)
 
-    def count_batch(self, size: int, labelled: int, dead_lettered: int, reviews: int, report: DeliveryReport) -> None:
+    def count_batch(
+        self, size: int, labelled: list[LabelledEvent], dead: list[DeadLetter], reviews: int, report: DeliveryReport
+    ) -> None:
         """Count one classified micro-batch."""
         self.events_in += size
-        self.labelled += labelled
-        self.dead_lettered += dead_lettered
+        self.labelled += len(labelled)
+        self.dead_lettered += len(dead)
+        for letter in dead:
+            self.dead_letters_by_reason[letter.error] = self.dead_letters_by_reason.get(letter.error, 0) + 1
+        for emotion, count in Counter(result.label for result in labelled).items():
+            self.emotions[emotion] = self.emotions.get(emotion, 0) + count
         self.sent_for_review += reviews
         self.refused_outputs += report.replaced
         self.undeliverable += report.undeliverable
@@ -102,8 +112,10 @@ class BatchLabeller:
         sender: Sender,
         stats: WorkerStats,
         boosts: ReviewBoosts | None = None,
+        metrics: WorkerCollector | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics  # the histograms of /metrics (stream.metrics)
         self.boosts = boosts  # drifting sources under extra review (stream.review_boost)
         self.topics = topics
         self.server = server
@@ -149,7 +161,10 @@ class BatchLabeller:
         outgoing += [Outgoing(self.topics.review, orjson.dumps(r), key=r["id"].encode()) for r in reviews]
         outgoing += [self.dead_letter_output(letter) for letter in dead]
         report = await deliver(outgoing, self.sender)  # before this batch is reported done
-        self.stats.count_batch(len(raw), len(labelled), len(dead), len(reviews), report)
+        self.stats.count_batch(len(raw), labelled, dead, len(reviews), report)
+        if self.metrics is not None:
+            arrived = (item.record.timestamp_ms for item in accepted) if labelled else ()
+            self.metrics.observe_batch(len(raw), inference_ms / 1000 if accepted else None, arrived)
         for letter in dead:
             log.warning(
                 "dead letter",
@@ -175,6 +190,8 @@ class BatchLabeller:
         letters = [self.dead_letter_output(input_record(r).dead_letter("internal_error", reason)) for r in raw]
         await deliver(letters, self.sender)
         self.stats.dead_lettered += len(raw)
+        reasons = self.stats.dead_letters_by_reason
+        reasons["internal_error"] = reasons.get("internal_error", 0) + len(raw)
 
     def dead_letter_output(self, letter: DeadLetter) -> Outgoing:
         """The dead-letter record; if even that is refused, one without the raw value."""
@@ -238,6 +255,7 @@ class WorkerParts:
     aggregator: WindowAggregator
     drift: DriftDetector
     boosts: ReviewBoosts | None  # None unless EMOSTREAM_DRIFT_REVIEW_RATE is set
+    metrics: WorkerCollector  # GET /metrics
     stats: WorkerStats
     guard: StallGuard
 
@@ -246,7 +264,9 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
     """Attach the classify actors (fed by ``inputs``, the input topic's micro-batches) and the aggregation agent to
     ``app``; both report their progress to the stall guard."""
     settings, topics, guard = parts.settings, parts.topics, parts.guard
-    labeller = BatchLabeller(settings, OutputTopics.of(topics), parts.server, parts.sender, parts.stats, parts.boosts)
+    labeller = BatchLabeller(
+        settings, OutputTopics.of(topics), parts.server, parts.sender, parts.stats, parts.boosts, parts.metrics
+    )
 
     # Several actors share the input: the next micro-batch is decoded and queued for the inference processes while the
     # previous one's outputs are sent. They finish out of order; offsets are committed only up to the first batch
@@ -254,6 +274,7 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
     @app.task
     async def classify() -> None:
         await parts.server.ensure_loaded()
+        guard.progress(settings.topic_texts)  # watched from now: records that waited for the model were not stalled
         actors = [classify_batches(app, inputs, labeller, guard) for _ in range(settings.batches_in_flight)]
         await asyncio.gather(*actors)
 
@@ -262,7 +283,8 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
 
     @app.agent(topics.aggregation_input, name="aggregate")
     async def aggregate(stream: faust.StreamT) -> None:
-        # Per event (not take()): Faust tables can only be changed while an event is current.
+        # Per event (not take()): Faust tables can only be changed while an event is current. The guard watches the
+        # topic from its first record (after Faust recovered the table; a tick comes within EMOSTREAM_WINDOW_TICK).
         async for event in stream.events():
             guard.progress(aggregation_topic)
             message = event.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from mode.utils.loops import get_event_loop
 
 from emostream.logs import configure_logging
@@ -21,6 +22,7 @@ from stream.drift import DriftDetector
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
+from stream.metrics import WorkerCollector
 from stream.review_boost import ReviewBoosts, follow_drift
 from stream.serving import ModelServer
 from stream.ticks import send_ticks
@@ -142,7 +144,29 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
     # One KeyState per aggregation key, kept as JSON (the app's default serializer).
     state = app.Table("aggregation-state", default=None, partitions=settings.partitions)
     guard = StallGuard(settings.stall_timeout)
-    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, boosts, WorkerStats(), guard)
+    stats = WorkerStats()
+    inputs = {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()}
+    metrics = WorkerCollector(stats, server, lambda: consumer_lag(app, inputs))
+    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, boosts, metrics, stats, guard)
+
+
+def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:
+    """Per input partition this worker holds: records after its last commit, as far as its fetches have seen (the
+    partition's high watermark from fetch responses)."""
+    try:
+        held = [tp for tp in app.consumer.assignment() if tp.topic in topics]
+    except ConsumerNotStarted:
+        return {}
+    committed = app.consumer.committed_offsets(held)
+    lag = {}
+    for tp in held:
+        try:
+            end = app.consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            continue
+        if end is not None:
+            lag[(tp.topic, tp.partition)] = max(end - (committed.get(tp) or 0), 0)
+    return lag
 
 
 def run_worker(app: faust.App, loglevel: str) -> NoReturn:

@@ -114,6 +114,12 @@ class _Child:
                 self.executor = self._new_executor()
                 await self.call(_load, path, None)
 
+    def alive(self) -> bool:
+        """Whether the child's process runs (or has not been started yet: the pool starts it on the first call).
+        Reads ``ProcessPoolExecutor``'s process table, which the standard library keeps as ``_processes``."""
+        processes = getattr(self.executor, "_processes", None) or {}
+        return all(process.is_alive() for process in processes.values())
+
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -147,6 +153,10 @@ class InferencePool:
             log.error("an inference process died: starting a new one and retrying its batch", size=len(texts))
             await child.replace(executor, path)
             return await child.call(_predict, path, texts)
+
+    def alive(self) -> list[bool]:
+        """Per child, whether its process runs (a dead one is replaced on its next call)."""
+        return [child.alive() for child in self._children]
 
     def close(self) -> None:
         """Stop the children (calls still queued are cancelled)."""

@@ -98,6 +98,7 @@ class ModelServer:
         self._gate = SwapGate()
         self._resolving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-resolver")
         self._changing_model = asyncio.Lock()  # one load or swap at a time
+        self.swap_outcomes = {"swapped": 0, "failed": 0}  # hot swaps since the start (GET /metrics)
 
     @property
     def is_loaded(self) -> bool:
@@ -174,6 +175,7 @@ class ModelServer:
             version, path = await self._resolve(pointer or "current")
             info = await self._pool.load(path, keep=current.path if current else None)
         except Exception as exc:
+            self.swap_outcomes["failed"] += 1
             log.error(
                 "model swap failed: the current model keeps serving",
                 announced=announced,
@@ -183,6 +185,7 @@ class ModelServer:
             return False
         async with self._gate.swap():
             self._served = ServedModel(version, path, info)
+        self.swap_outcomes["swapped"] += 1
         log.info(
             "model swapped",
             model_version=self._served.version,
@@ -191,6 +194,10 @@ class ModelServer:
             labels=list(info.labels),
         )
         return True
+
+    def processes_alive(self) -> list[bool]:
+        """Per inference process, whether it runs."""
+        return self._pool.alive()
 
     async def catch_up(self) -> bool:
         """Swap to the registry's current version if it moved while no announcement could reach this worker."""

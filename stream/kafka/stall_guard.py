@@ -26,17 +26,17 @@ log = structlog.get_logger(__name__)
 @dataclass
 class StallGuard:
     """Decides when an input topic is stalled: nothing taken from it for ``timeout`` seconds while one of its
-    partitions' committed offset is below its end. The agents call :meth:`progress` for each micro-batch or record
-    they take. Per topic: the aggregation input always has records coming (the window ticks), and its activity must
-    not hide a stall of the text input."""
+    partitions' committed offset is below its end. A topic is watched from the first :meth:`progress` call for it
+    (the classify actors make it once the model is loaded: records waiting for a model that is still loading are not
+    stalled), and the agents call it for each micro-batch or record they take. Per topic: the aggregation input always
+    has records coming (the window ticks), and its activity must not hide a stall of the text input."""
 
     timeout: float
-    started: float = field(default_factory=time.monotonic)
     last_progress: dict[str, float] = field(default_factory=dict)  # topic -> when a record of it was last taken
     last_rewind: float = float("-inf")
 
     def progress(self, topic: str, now: float | None = None) -> None:
-        """An agent took input from ``topic``: it is not idle."""
+        """An agent took input from ``topic`` (or is ready to): it is not idle."""
         self.last_progress[topic] = time.monotonic() if now is None else now
 
     def stalled(
@@ -46,11 +46,12 @@ class StallGuard:
         ends: Mapping[object, int],
         now: float | None = None,
     ) -> list:
-        """The partitions of ``topic`` (``ends``, ``committed``) with records behind their committed offset, if nothing
-        was taken from it (and nothing rewound) for ``timeout`` seconds; an empty list otherwise. A partition never
-        committed counts from 0."""
+        """The partitions of ``topic`` (``ends``, ``committed``) with records behind their committed offset, if it is
+        watched and nothing was taken from it (and nothing rewound) for ``timeout`` seconds; an empty list otherwise.
+        A partition never committed counts from 0."""
         now = time.monotonic() if now is None else now
-        if now - max(self.last_progress.get(topic, self.started), self.last_rewind) < self.timeout:
+        last = self.last_progress.get(topic)
+        if last is None or now - max(last, self.last_rewind) < self.timeout:
             return []
         return sorted(tp for tp, end in ends.items() if end > (committed.get(tp) or 0))
 

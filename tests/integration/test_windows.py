@@ -73,7 +73,7 @@ def test_a_burst_then_silence_publishes_every_window_of_the_burst(stream_env, da
     # Event time is the sender's clock: the windows can only close on the wall clock, after the burst.
     values = [event(i, text, source=f"src{i % 3}", ts=int(time.time() * 1000) + i * 10) for i, text in enumerate(texts)]
     send(stream_env, values)
-    labelled = collect(stream_env, "labelled", expected=len(values), settle=1.0)
+    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(len(values))})
     assert len({r["id"] for r in labelled}) == len(values), worker.log()
 
     wanted = expected_totals(labelled)  # each labelled record was counted once (a duplicate too: at least once)
@@ -104,7 +104,7 @@ def test_late_events_revise_a_published_window_and_too_late_ones_go_to_the_late_
 
     def step(i: int, ts: int) -> None:  # one event at a time: input partitions are read concurrently
         send(stream_env, [event(i, "i feel fine", source="s", ts=BASE_TS + ts)])
-        labelled = collect(stream_env, "labelled", expected=i + 1, timeout=120)
+        labelled = labelled_until_all(stream_env, {f"e{i}"}, timeout=120)
         assert f"e{i}" in {r["id"] for r in labelled}, worker.log()
 
     def tumbling_zero() -> list[dict]:
@@ -166,13 +166,13 @@ def test_a_shifted_emotion_mix_is_reported_and_its_source_reviewed_more(
             stream_env,
             [event(w * 10 + i, text, source="d", ts=BASE_TS + w * 4_000 + i) for i, text in enumerate(texts_of_window)],
         )
-        collect(stream_env, "labelled", expected=(w + 1) * 10, timeout=120)
+        labelled_until_all(stream_env, {f"e{w * 10 + i}" for i in range(10)}, timeout=120)
     send(stream_env, [event(99, "and now", source="d", ts=BASE_TS + 600_000)])  # closes the last two windows
     deadline = time.monotonic() + 120
     while not (drift := [r for r in collect(stream_env, "drift", timeout=3.0) if r["source"] == "d"]):
         assert time.monotonic() < deadline, worker.log()
     # The mixes the worker's own labels give (the same texts, so the same labels as above, batching aside).
-    labels = {r["id"]: r["label"] for r in collect(stream_env, "labelled", expected=31, timeout=60)}
+    labels = {r["id"]: r["label"] for r in labelled_until_all(stream_env, {f"e{i}" for i in range(30)}, timeout=60)}
     mix = [Counter(labels[f"e{w * 10 + i}"] for i in range(10)) for w in range(3)]
     baseline = {label: (shares(mix[0]).get(label, 0) + shares(mix[1]).get(label, 0)) / 2 for label in mix[0] | mix[1]}
     [report] = drift

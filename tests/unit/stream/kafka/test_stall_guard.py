@@ -6,25 +6,28 @@ from stream.kafka.stall_guard import StallGuard
 
 
 def test_a_busy_worker_is_never_stalled():
-    guard = StallGuard(timeout=30, started=0)
+    guard = StallGuard(timeout=30)
     guard.progress("texts", now=100)
     assert guard.stalled("texts", {"p0": 5}, {"p0": 900}, now=120) == []
 
 
 def test_an_idle_worker_with_records_past_its_committed_offset_is_stalled():
-    guard = StallGuard(timeout=30, started=0)
+    guard = StallGuard(timeout=30)
+    guard.progress("texts", now=0)  # the topic is watched from then
     ends = {"p0": 150, "p1": 149, "p2": 80}
     committed = {"p0": 8, "p1": 149, "p2": None}
     assert guard.stalled("texts", committed, ends, now=31) == ["p0", "p2"]  # p2 never committed: counted from 0
 
 
 def test_an_idle_worker_that_is_caught_up_is_not_stalled():
-    guard = StallGuard(timeout=30, started=0)
+    guard = StallGuard(timeout=30)
+    guard.progress("texts", now=0)  # the topic is watched from then
     assert guard.stalled("texts", {"p0": 150, "p1": None}, {"p0": 150, "p1": 0}, now=500) == []
 
 
 def test_after_a_rewind_the_guard_waits_a_full_timeout_before_the_next():
-    guard = StallGuard(timeout=30, started=0)
+    guard = StallGuard(timeout=30)
+    guard.progress("texts", now=0)  # the topic is watched from then
     assert guard.stalled("texts", {"p0": 8}, {"p0": 150}, now=40) == ["p0"]
     guard.rewound(now=40)
     assert guard.stalled("texts", {"p0": 8}, {"p0": 150}, now=60) == []
@@ -32,7 +35,15 @@ def test_after_a_rewind_the_guard_waits_a_full_timeout_before_the_next():
 
 
 def test_activity_on_one_topic_does_not_hide_a_stall_of_another():
-    guard = StallGuard(timeout=30, started=0)
+    guard = StallGuard(timeout=30)
     guard.progress("ticks", now=100)
+    guard.progress("texts", now=0)
     assert guard.stalled("ticks", {"t0": 5}, {"t0": 6}, now=120) == []
     assert guard.stalled("texts", {"p0": 5}, {"p0": 900}, now=120) == ["p0"]
+
+
+def test_a_topic_is_not_watched_before_its_first_progress():
+    guard = StallGuard(timeout=30)  # the classify actors wait for the model: records queue meanwhile
+    assert guard.stalled("texts", {"p0": None}, {"p0": 9}, now=1_000) == []
+    guard.progress("texts", now=1_000)
+    assert guard.stalled("texts", {"p0": None}, {"p0": 9}, now=1_031) == ["p0"]
