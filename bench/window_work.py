@@ -10,7 +10,9 @@ the embedded broker, started afresh for each measurement, alternately with the d
 2. idle: then ``--idle-seconds`` of no input with every source's windows open (the ticks' cost per second is paid
    whatever the load: here it is all there is), the worker's CPU milliseconds per second.
 
-Prints the medians and the on/off ratios.
+Prints the medians and the on/off ratios; then, in this process and deterministic enough to read below that noise,
+the work itself: a tick over ``--sources`` keys with nothing due (a plain dict standing in for the table), one due
+key (load, close its windows, save) and one drift check, against the worker's CPU per second at the measured rate.
 
     python bench/window_work.py [--n 8000] [--sources 500] [--rounds 3] [--idle-seconds 20]
 """
@@ -91,6 +93,58 @@ def main() -> None:
         on, off = median("on", i), median("off", i)
         print(f"| {name} | {shown.format(on)} | {shown.format(off)} | {on / off if off else float('nan'):.3f} |")
     print("\nper round (rate, CPU per 10k, idle ms/s): " + json.dumps(results))
+    busy_ms_per_s = median("on", 0) * median("on", 1) / 10  # worker CPU ms per second at the measured rate
+    in_process_costs(args.sources, busy_ms_per_s)
+
+
+def in_process_costs(sources: int, busy_ms_per_s: float, repeat: int = 2000) -> None:
+    """The tick and drift work timed in this process, and its share of a busy worker's CPU."""
+    from stream.aggregation import KeyState, WindowAggregator, WindowSpec
+    from stream.drift import DriftDetector
+
+    minute = 60_000
+    specs = [WindowSpec("tumbling", minute, minute), WindowSpec("hopping", 5 * minute, minute)]
+    aggregator = WindowAggregator(specs, 30_000, lateness_ms=300_000, idle_ms=30_000)
+    now = int(time.time() * 1000)
+    table = {}
+    for i in range(sources + 1):
+        state = KeyState(partition=i % 4)
+        aggregator.add_batch(
+            state, f"s{i}", [("joy", 0.9, now - j, f"e{j}", f"s{i}") for j in range(20)], arrived_ms=now
+        )
+        table[f"s{i}"] = state.to_json()
+
+    def tick(partition: int, now_ms: int) -> None:  # what stream.agents.aggregate_tick does for keys not due
+        for value in list(table.values()):
+            if value.get("partition") != partition or (value.get("due_at") or now_ms + 1) > now_ms:
+                continue
+
+    def due_key() -> None:
+        state = KeyState.from_json(table["s1"])
+        aggregator.tick(state, "s1", now + 400_000)
+        state.to_json()
+
+    detector, history = DriftDetector(6, 0.25, 30), [{"joy": 40, "sadness": 10}] * 6
+    timings = {}
+    for name, work in (
+        ("tick", lambda: tick(1, now + 1_000)),
+        ("due key", due_key),
+        ("drift", lambda: detector.observe(list(history), "s", 0, minute, {"joy": 20, "anger": 30})),
+    ):
+        started = time.perf_counter()
+        for _ in range(repeat):
+            work()
+        timings[name] = (time.perf_counter() - started) / repeat * 1000  # ms
+    ticks_ms = 4 * timings["tick"]  # 4 partitions, one tick each per second
+    # Each source closes a tumbling and a hopping window a minute (and checks drift once).
+    closes_ms = (sources + 1) * (2 * timings["due key"] + timings["drift"]) / 60
+    print(
+        f"\nin process, {sources + 1} keys: a tick with nothing due {timings['tick'] * 1000:.1f} us, a due key "
+        f"{timings['due key'] * 1000:.1f} us, a drift check {timings['drift'] * 1000:.1f} us"
+    )
+    work_ms = ticks_ms + closes_ms
+    print(f"| tick + drift work at 1 tick/s on 4 partitions, every window closing | {work_ms:.2f} ms CPU per s |")
+    print(f"| share of the busy worker's CPU ({busy_ms_per_s:.0f} ms per s) | {work_ms / busy_ms_per_s:.2%} |")
 
 
 def _event(id_: str, text: str, i: int, sources: int) -> bytes:
