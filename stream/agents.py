@@ -288,8 +288,7 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
         async for event in stream.events():
             guard.progress(aggregation_topic)
             message = event.message
-            now_ms = int(message.timestamp * 1000) if message.timestamp and message.timestamp > 0 else None
-            now_ms = now_ms or int(time.time() * 1000)
+            now_ms = record_time_ms(message.timestamp)  # the records' clock: a replay decides as the first reading did
             if is_tick(event.value):
                 results = aggregate_tick(parts, message.partition, now_ms)
             else:
@@ -320,6 +319,11 @@ async def classify_batches(app: faust.App, inputs: BatchInput, labeller: BatchLa
             await app.crash(exc)
             return
         inputs.done(batch)
+
+
+def record_time_ms(timestamp: float | None) -> int:
+    """A record's Kafka timestamp (Faust gives seconds) in ms, or this worker's clock when it has none."""
+    return int(timestamp * 1000) if timestamp and timestamp > 0 else int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
