@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream.tools import bootstrap_servers
+from stream.kafka.connection import bootstrap_servers
 
 
 async def run(broker: str, input_topic: str, output_topic: str, group: str, max_records: int) -> None:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 async def _send_at_rate(broker_url: str, topic: str, values: list[bytes], rate: float | None) -> dict[str, float]:
     from aiokafka import AIOKafkaProducer
 
-    from stream.tools import bootstrap_servers
+    from stream.kafka.connection import bootstrap_servers
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), linger_ms=2)
     await producer.start()
@@ -56,7 +56,7 @@ async def _send_at_rate(broker_url: str, topic: str, values: list[bytes], rate: 
 async def _arrivals(broker_url: str, topic: str, expected: set[str], timeout: float) -> dict[str, float]:
     from aiokafka import AIOKafkaConsumer
 
-    from stream.tools import bootstrap_servers
+    from stream.kafka.connection import bootstrap_servers
 
     # A short fetch wait, so the measuring client adds little of its own latency.
     consumer = AIOKafkaConsumer(

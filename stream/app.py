@@ -19,6 +19,7 @@ from stream.agents import Predictor, WorkerParts, WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
 from stream.delivery import Sender
 from stream.drift import DriftDetector
+from stream.kafka.connection import KafkaConnection
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
@@ -34,10 +35,12 @@ from stream.views import register_views
 def create_app(settings: Settings) -> faust.App:
     """Build the worker app: topics, the aggregation state table, agents and web views."""
     configure_logging(settings.log_level, settings.log_format)
+    connection = KafkaConnection.of(settings)
     app = WorkerApp(
         settings.app_id,
         fetch_max_wait=settings.fetch_wait,
         broker=settings.broker_url,
+        broker_credentials=connection.faust_credentials(),
         store=settings.store,
         datadir=str(settings.state_dir / settings.app_id),
         topic_partitions=settings.partitions,
@@ -99,26 +102,24 @@ def create_app(settings: Settings) -> faust.App:
     ]
 
     async def create_missing_topics() -> None:
-        await ensure_topics(settings.broker_url, needed)
+        await ensure_topics(connection, needed)
 
     app.before_start.append(create_missing_topics)
 
     @app.task
     async def watch_for_lost_topics() -> None:
-        await watch_topics(settings.broker_url, needed)
+        await watch_topics(connection, needed)
 
     @app.task
     async def follow_model_announcements() -> None:
         await server.ensure_loaded()
-        await announcements.follow(
-            settings.broker_url, settings.topic_models, server.on_announcement, on_ready=server.catch_up
-        )
+        await announcements.follow(connection, settings.topic_models, server.on_announcement, on_ready=server.catch_up)
 
     if parts.boosts is not None:
 
         @app.task
         async def follow_drift_reports() -> None:
-            await follow_drift(settings.broker_url, topics.drift.get_topic_name(), parts.boosts)
+            await follow_drift(connection, topics.drift.get_topic_name(), parts.boosts)
 
     return app
 

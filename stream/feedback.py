@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.data import LabelledTexts
+from stream.kafka.connection import KafkaConnection, client_options
 from stream.schemas import DeadLetter, InputLimits, decode_text_object
-from stream.tools import bootstrap_servers
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,10 @@ class TopicContents:
     ends: dict[int, int]
 
 
-async def read_topic(broker_url: str, topic: str, timeout: float = 30.0) -> TopicContents:
+async def read_topic(broker: str | KafkaConnection, topic: str, timeout: float = 30.0) -> TopicContents:
     """Every record currently in ``topic``, read from the beginning to the end."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
+        **client_options(broker), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
     )
     await consumer.start()
     try:

@@ -26,6 +26,7 @@ from models.registry import ModelRegistry
 from models.retraining_cycle import MIN_FEEDBACK, CycleConfig, CycleResult, run_cycle
 from stream.announcements import announce_current
 from stream.feedback import FeedbackExample, TopicContents, parse_feedback, read_topic, snapshot
+from stream.kafka.connection import KafkaConnection
 from stream.schemas import InputLimits
 from stream.tools import send_values
 from stream.trainer_state import TopicMarks, TrainerState
@@ -83,7 +84,9 @@ class RetrainingJob:
             elif marks.needs_dead_letter(partition, offset):
                 letters.append(parsed)
         if letters:
-            await send_values(settings.broker_url, settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters])
+            await send_values(
+                KafkaConnection.of(settings), settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters]
+            )
             for letter in letters:
                 log.warning("invalid feedback", error=letter.error, reason=letter.reason[:200], offset=letter.offset)
                 marks.dead_lettered_to(letter.partition, letter.offset)
@@ -100,7 +103,7 @@ class RetrainingJob:
         self._clean_leftovers()
         settings = self.settings
         state = self.load_state()
-        contents = await read_topic(settings.broker_url, settings.topic_feedback)
+        contents = await read_topic(KafkaConnection.of(settings), settings.topic_feedback)
         marks = self.topic_marks(state, contents.ends)
         examples = await self.collect(contents, marks)
         self.save_state(state)
@@ -125,7 +128,7 @@ class RetrainingJob:
         marks.trained_to(contents.ends)
         state.last_cycle = time.time()
         self.save_state(state)
-        await announce_current(settings.broker_url, settings.topic_models, result.version, previous)
+        await announce_current(KafkaConnection.of(settings), settings.topic_models, result.version, previous)
         log.info(
             "cycle done",
             version=result.version.version,

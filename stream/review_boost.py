@@ -16,7 +16,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.tools import bootstrap_servers
+from stream.kafka.connection import KafkaConnection, client_options
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +45,11 @@ class ReviewBoosts:
         return {source: self.rate for source in self.until}
 
 
-async def follow_drift(broker_url: str, topic: str, boosts: ReviewBoosts) -> None:
+async def follow_drift(broker: str | KafkaConnection, topic: str, boosts: ReviewBoosts) -> None:
     """Feed every drift report published from now on to ``boosts`` (runs until cancelled; a record that is not a
     report is skipped)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200
+        **client_options(broker), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200
     )
     await consumer.start()
     try:

@@ -13,29 +13,21 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-
-def bootstrap_servers(broker_url: str) -> str:
-    """``kafka://h1:9092;kafka://h2:9092`` (Faust's form) -> ``h1:9092,h2:9092`` (a Kafka client's)."""
-    hosts = []
-    for part in broker_url.replace(",", ";").split(";"):
-        part = part.strip()
-        if part:
-            hosts.append(part.split("://", 1)[-1].rstrip("/"))
-    if not hosts:
-        raise ValueError(f"no broker address in {broker_url!r}")
-    return ",".join(hosts)
+from stream.kafka.connection import KafkaConnection, client_options
 
 
-async def produce_file(broker_url: str, topic: str, path: Path, rate: float | None = None) -> int:
+async def produce_file(broker: str | KafkaConnection, topic: str, path: Path, rate: float | None = None) -> int:
     """Send each non-empty line of ``path`` as one record (bytes as they are); at most ``rate`` records/s if given."""
     with path.open("rb") as handle:
         values = [line.rstrip(b"\r\n") for line in handle if line.strip()]
-    return await send_values(broker_url, topic, values, rate)
+    return await send_values(broker, topic, values, rate)
 
 
-async def send_values(broker_url: str, topic: str, values: Iterable[bytes], rate: float | None = None) -> int:
+async def send_values(
+    broker: str | KafkaConnection, topic: str, values: Iterable[bytes], rate: float | None = None
+) -> int:
     """Send ``values`` as records (no key), at most ``rate`` records/s if given; returns how many were sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(broker), acks="all", linger_ms=5)
     await producer.start()
     sent = 0
     started = time.monotonic()
@@ -54,7 +46,7 @@ async def send_values(broker_url: str, topic: str, values: Iterable[bytes], rate
 
 
 async def tail_topic(
-    broker_url: str,
+    broker: str | KafkaConnection,
     topic: str,
     *,
     from_beginning: bool = False,
@@ -67,7 +59,7 @@ async def tail_topic(
     write = write or (lambda value: (sys.stdout.buffer.write(value + b"\n"), sys.stdout.flush()))
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers(broker_url),
+        **client_options(broker),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
@@ -91,13 +83,18 @@ async def tail_topic(
 
 
 async def collect_records(
-    broker_url: str, topic: str, *, expected: int | None = None, timeout: float = 60.0, settle: float = 0.0
+    broker: str | KafkaConnection,
+    topic: str,
+    *,
+    expected: int | None = None,
+    timeout: float = 60.0,
+    settle: float = 0.0,
 ) -> list[tuple[bytes | None, bytes, int]]:
     """Read ``topic`` from the beginning until ``expected`` records arrived (then ``settle`` seconds more, to catch
     extras such as duplicates) or ``timeout`` passed. Returns ``(key, value, timestamp_ms)`` tuples in arrival order."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers(broker_url),
+        **client_options(broker),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -18,7 +18,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stream.tools import bootstrap_servers
+from stream.kafka.connection import KafkaConnection, client_options
 
 log = structlog.get_logger(__name__)
 
@@ -45,12 +45,12 @@ def missing(needed: list[TopicSpec], existing: set[str]) -> list[TopicSpec]:
     return [spec for spec in needed if spec.name not in existing]
 
 
-async def watch_topics(broker_url: str, needed: list[TopicSpec], interval: float = CHECK_SECONDS) -> None:
+async def watch_topics(broker: str | KafkaConnection, needed: list[TopicSpec], interval: float = CHECK_SECONDS) -> None:
     """Check at once, then every ``interval`` seconds, that the ``needed`` topics exist, and create missing ones (runs
     until cancelled). A topic that was there at an earlier check, or that this created, and is gone is reported as lost
     (an error, repeated once a minute while it stays gone); one never seen is only created (a topic that nothing has
     written to yet). A broker that cannot be reached is left to the clients that use it (they retry and log)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(**client_options(broker))
     await admin.start()
     watch = _TopicWatch(admin, needed)
     try:
@@ -61,11 +61,11 @@ async def watch_topics(broker_url: str, needed: list[TopicSpec], interval: float
         await admin.close()
 
 
-async def ensure_topics(broker_url: str, needed: list[TopicSpec]) -> None:
+async def ensure_topics(broker: str | KafkaConnection, needed: list[TopicSpec]) -> None:
     """Create the ``needed`` topics that do not exist yet, once, before the worker subscribes to its input: the worker's
     clients do not create topics by using them, and its consumer would only notice a topic created later at its next
     metadata refresh (minutes). A broker that cannot be reached is logged and left to :func:`watch_topics`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(**client_options(broker))
     try:
         await admin.start()
         await _TopicWatch(admin, needed).check()

@@ -63,9 +63,10 @@ def produce(settings: Settings, path: Path, rate: float | None, topic: str | Non
     """Replay a jsonl file into the input topic, one record per line."""
     import asyncio
 
+    from stream.kafka.connection import KafkaConnection
     from stream.tools import produce_file
 
-    sent = asyncio.run(produce_file(settings.broker_url, topic or settings.topic_texts, path, rate))
+    sent = asyncio.run(produce_file(KafkaConnection.of(settings), topic or settings.topic_texts, path, rate))
     emit({"sent": sent, "topic": topic or settings.topic_texts})
 
 
@@ -79,11 +80,14 @@ def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None
     """Print TOPIC's records as they arrive (TOPIC may be texts, labelled, aggregates or dlq)."""
     import asyncio
 
+    from stream.kafka.connection import KafkaConnection
     from stream.tools import tail_topic
 
     name = getattr(settings, f"topic_{topic}", topic) if topic.isidentifier() else topic
     asyncio.run(
-        tail_topic(settings.broker_url, name, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
+        tail_topic(
+            KafkaConnection.of(settings), name, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout
+        )
     )
 
 

@@ -96,5 +96,6 @@ def announce_version(settings: Settings, info, previous: str | None) -> None:
     import asyncio
 
     from stream.announcements import announce_current
+    from stream.kafka.connection import KafkaConnection
 
-    asyncio.run(announce_current(settings.broker_url, settings.topic_models, info, previous))
+    asyncio.run(announce_current(KafkaConnection.of(settings), settings.topic_models, info, previous))

@@ -13,8 +13,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.broker import EmbeddedBroker, free_port
+from stream.kafka.connection import bootstrap_servers
 from stream.process import WorkerProcess
-from stream.tools import bootstrap_servers
 
 PARTITIONS = 4
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from stream.tools import bootstrap_servers
+from stream.kafka.connection import bootstrap_servers
 
 MIB = 1024 * 1024
 

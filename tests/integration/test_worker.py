@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models import EmotionClassifier
 from stream.aggregation import WindowSpec
+from stream.kafka.connection import bootstrap_servers
 from stream.schemas import score_margin
-from stream.tools import bootstrap_servers, collect_records, send_values
+from stream.tools import collect_records, send_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
