@@ -381,12 +381,9 @@ class WindowAggregator:
         state.latest_ts = state.watermark
         return True
 
-    def close(self, state: KeyState, key: str) -> list[WindowRecord]:
+    def _close(self, state: KeyState, key: str) -> list[WindowRecord]:
         """Publish the windows whose end plus grace the watermark has reached (oldest first) and forget the published
         ones past the allowed lateness."""
-        return self._close(state, key)
-
-    def _close(self, state: KeyState, key: str) -> list[WindowRecord]:
         watermark = state.watermark
         if watermark is None:
             return []
