@@ -20,6 +20,7 @@ COPY stream ./stream
 RUN pip install . && pip check
 
 VOLUME ["/registry"]
-EXPOSE 6066
+# 6066: a worker's web view (/metrics, /health, /ready); 6067: the trainer's /metrics and /health.
+EXPOSE 6066 6067
 ENTRYPOINT ["emostream"]
 CMD ["worker"]

@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EMOSTREAM := $(VENV)/bin/emostream
 
-.PHONY: install run test lint format bench clean
+.PHONY: install system-deps run test lint format bench clean
+APT := $(if $(filter 0,$(shell id -u)),apt-get,sudo -n apt-get)
 
 install: $(VENV)/.installed
 
@@ -13,12 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
+# System packages the tests need: Debian's stunnel4, a real TLS terminator in front of the test broker.
+system-deps:
+	@command -v stunnel >/dev/null || { $(APT) update -qq && $(APT) install -y -qq stunnel4 >/dev/null; } \
+		|| { echo "the TLS tests need stunnel (Debian: apt-get install stunnel4)" >&2; exit 1; }
+
 # The main job on the embedded broker: trains a model first if the registry has none, starts broker and worker, sends
 # docs/sample_events.jsonl and shows labelled events, dead letters and aggregates.
 run: install
 	$(EMOSTREAM) demo
 
-test: install
+test: install system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -173,7 +173,11 @@ class Settings:
         "Faust table store: `memory://` (state rebuilt from the changelog on start) or `rocksdb://`.",
         default="memory://",
     )
-    web_host: str = _env("Address of the worker's web view (`/aggregates`, `/stats`).", default="127.0.0.1")
+    web_host: str = _env(
+        "Address the worker's web view (`/aggregates`, `/stats`, `/metrics`, `/health`, `/ready`) and the retraining "
+        "job's `/metrics` and `/health` bind to.",
+        default="127.0.0.1",
+    )
     web_port: int = _env("Port of the worker's web view.", default=6066)
     # --- aggregate windows --------------------------------------------------------------------------------------------
     tumbling_window: float = _env("Tumbling aggregate window, seconds.", default=60.0)
@@ -227,6 +231,10 @@ class Settings:
     trainer_every: float = _env("Retraining job: seconds between cycles (when there is new feedback).", default=3600.0)
     trainer_poll: float = _env("Retraining job: seconds between checks of the feedback topic.", default=30.0)
     trainer_min_new: int = _env("Retraining job: start a cycle as soon as this many new examples arrived.", default=200)
+    trainer_port: int = _env(
+        "Retraining job: port of its `/metrics` (Prometheus) and `/health`, on `EMOSTREAM_WEB_HOST` (0: not served).",
+        default=6067,
+    )
     retrain_tolerance: float = _env(
         "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).",
         default=0.01,
@@ -278,6 +286,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if not 0 <= self.trainer_port <= 65535:
+            raise SettingsError(f"{PREFIX}TRAINER_PORT must be a port number (0: not served)")
         if self.registry_keep < 0 or self.registry_keep_rejected < 0 or self.max_ts_ahead < 0:
             raise SettingsError(
                 f"{PREFIX}REGISTRY_KEEP, {PREFIX}REGISTRY_KEEP_REJECTED and {PREFIX}MAX_TS_AHEAD must not be negative"
@@ -455,6 +465,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "trainer_every",
         "trainer_poll",
         "trainer_min_new",
+        "trainer_port",
         "retrain_tolerance",
         "retrain_replay",
         "retrain_epochs",

@@ -19,6 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from models.registry import VersionInfo
 from stream.kafka.connection import KafkaConnection, client_options
+from stream.kafka.refusals import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,7 @@ async def announce(broker: str | KafkaConnection, topic: str, info: VersionInfo,
     """Publish the announcement of ``info`` (raises if the broker cannot be reached within ``timeout`` seconds)."""
     producer = AIOKafkaProducer(**client_options(broker), acks="all")
     try:
-        await asyncio.wait_for(producer.start(), timeout)
+        await asyncio.wait_for(start_client(producer, broker), timeout)
         value = orjson.dumps(announcement(info))
         await asyncio.wait_for(producer.send_and_wait(topic, value, key=info.version.encode(), partition=0), timeout)
     finally:
@@ -65,7 +66,7 @@ async def announce(broker: str | KafkaConnection, topic: str, info: VersionInfo,
 async def ensure_topic(broker: str | KafkaConnection, topic: str) -> None:
     """Create the announcements topic with one partition (one total order of versions) unless it exists."""
     admin = AIOKafkaAdminClient(**client_options(broker))
-    await admin.start()
+    await start_client(admin, broker)
     try:
         if topic not in await admin.list_topics():
             await admin.create_topics([NewTopic(topic, 1, 1)])
@@ -94,7 +95,7 @@ async def follow(
         enable_auto_commit=False,
         fetch_max_wait_ms=200,
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     try:
         partition = TopicPartition(topic, 0)
         consumer.assign([partition])

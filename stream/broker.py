@@ -35,7 +35,10 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """A Tansu broker process on ``127.0.0.1:port``; use as a context manager or call start()/stop()."""
+    """A Tansu broker process on ``127.0.0.1:port``; use as a context manager or call start()/stop().
+
+    ``advertised_port``: the port it tells clients to use, when they reach it through something else on this host (a
+    TLS terminator in the tests); by default its own."""
 
     def __init__(
         self,
@@ -44,8 +47,10 @@ class EmbeddedBroker:
         quiet: bool = True,
         storage: str = "memory://tansu/",
         env: dict[str, str] | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.quiet = quiet
         self.storage = storage
         self.env = env
@@ -70,7 +75,7 @@ class EmbeddedBroker:
             "--listener-url",
             address,
             "--advertised-listener-url",
-            address,
+            f"tcp://127.0.0.1:{self.advertised_port}",
             "--storage-engine",
             self.storage,
         ]

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.data import LabelledTexts
 from stream.kafka.connection import KafkaConnection, client_options
+from stream.kafka.refusals import start_client
 from stream.schemas import DeadLetter, InputLimits, decode_text_object
 
 
@@ -74,7 +75,7 @@ async def read_topic(broker: str | KafkaConnection, topic: str, timeout: float =
     consumer = AIOKafkaConsumer(
         **client_options(broker), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     try:
         if topic not in await consumer.topics():  # also refreshes the metadata that partitions_for_topic reads
             return TopicContents([], {})

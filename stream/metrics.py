@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp adds the charset itself
 
@@ -94,12 +95,12 @@ class WorkerCollector:
         ]
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)
-        yield _labelled_counter(
+        yield labelled_counter(
             "emostream_dead_letters", "Dead letters by reason.", "reason", stats.dead_letters_by_reason
         )
-        yield _labelled_counter("emostream_emotions", "Labelled events by emotion.", "label", stats.emotions)
+        yield labelled_counter("emostream_emotions", "Labelled events by emotion.", "label", stats.emotions)
         swaps = getattr(self.server, "swap_outcomes", {})
-        yield _labelled_counter("emostream_model_swaps", "Hot swaps of the model, by outcome.", "outcome", swaps)
+        yield labelled_counter("emostream_model_swaps", "Hot swaps of the model, by outcome.", "outcome", swaps)
         info = GaugeMetricFamily("emostream_model_info", "The model in service (value 1).", labels=["version"])
         if self.server.is_loaded:
             info.add_metric([self.server.loaded.version], 1)
@@ -125,14 +126,15 @@ class WorkerCollector:
         self.end_to_end_seconds.observe((now_ms - ms) / 1000 for ms in arrived_ms if ms is not None)
 
 
-def _labelled_counter(name: str, documentation: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
+def labelled_counter(name: str, documentation: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
+    """A counter family with one sample per ``values`` key, the key as its ``label``."""
     family = CounterMetricFamily(name, documentation, labels=[label])
     for key, value in sorted(values.items()):
         family.add_metric([key], value)
     return family
 
 
-def exposition(collector: WorkerCollector) -> bytes:
+def exposition(collector: Collector) -> bytes:
     """The Prometheus text format of ``collector``'s metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)

@@ -27,8 +27,10 @@ from models.retraining_cycle import MIN_FEEDBACK, CycleConfig, CycleResult, run_
 from stream.announcements import announce_current
 from stream.feedback import FeedbackExample, TopicContents, parse_feedback, read_topic, snapshot
 from stream.kafka.connection import KafkaConnection
+from stream.kafka.refusals import BrokerRefused
 from stream.schemas import InputLimits
 from stream.tools import send_values
+from stream.trainer_metrics import TrainerStats, serve
 from stream.trainer_state import TopicMarks, TrainerState
 
 log = structlog.get_logger(__name__)
@@ -36,9 +38,10 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Skipped:
-    """A check that ran no cycle, and why."""
+    """A check that ran no cycle, and why (``kind``: the reason's name in metrics)."""
 
     reason: str
+    kind: str
 
 
 class RetrainingJob:
@@ -52,6 +55,7 @@ class RetrainingJob:
         self.settings = settings
         self.registry = ModelRegistry(settings.registry_dir)
         self.state_path = self.registry.root / "trainer-state.json"
+        self.stats = TrainerStats()
 
     def load_state(self) -> TrainerState:
         """What the last run left (``stream.trainer_state``)."""
@@ -83,6 +87,7 @@ class RetrainingJob:
                 examples.append(parsed)
             elif marks.needs_dead_letter(partition, offset):
                 letters.append(parsed)
+        self.stats.dead_letters += len(letters)
         if letters:
             await send_values(
                 KafkaConnection.of(settings), settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters]
@@ -101,7 +106,9 @@ class RetrainingJob:
     async def run_once(self, *, force: bool = False) -> CycleResult | Skipped:
         """Collect feedback and, if a cycle is due (or ``force``: whenever there is something new), run one."""
         self._clean_leftovers()
-        settings = self.settings
+        settings, stats = self.settings, self.stats
+        stats.checks += 1
+        stats.current_version = self.registry.current_version()
         state = self.load_state()
         contents = await read_topic(KafkaConnection.of(settings), settings.topic_feedback)
         marks = self.topic_marks(state, contents.ends)
@@ -109,12 +116,15 @@ class RetrainingJob:
         self.save_state(state)
         new = [e for e in examples if marks.is_new(e.partition, e.offset)]
         examples_now = snapshot(examples)
+        stats.feedback_examples, stats.feedback_backlog = len(examples_now), len(new)
         if not new:
-            return self._skip("nothing new since the last cycle", feedback=len(examples_now))
+            return self._skip("nothing_new", "nothing new since the last cycle", feedback=len(examples_now))
         if len(examples_now) < MIN_FEEDBACK:
-            return self._skip(f"waiting for at least {MIN_FEEDBACK} examples", feedback=len(examples_now))
+            return self._skip(
+                "too_little_feedback", f"waiting for at least {MIN_FEEDBACK} examples", feedback=len(examples_now)
+            )
         if not (force or self.due(state, len(new), now=time.time())):
-            return self._skip("no retraining due yet", new=len(new), min_new=settings.trainer_min_new)
+            return self._skip("not_due", "no retraining due yet", new=len(new), min_new=settings.trainer_min_new)
         base = load_splits(settings.base_data or str(Path(settings.data_dir) / "emotion"))
         config = CycleConfig(
             tolerance=settings.retrain_tolerance,
@@ -124,7 +134,14 @@ class RetrainingJob:
             device=settings.device,
         )
         previous = self.registry.current_version()
-        result = await asyncio.to_thread(run_cycle, self.registry, examples_now, base, config)
+        started = time.monotonic()
+        stats.cycle_running = True
+        try:
+            result = await asyncio.to_thread(run_cycle, self.registry, examples_now, base, config)
+        finally:
+            stats.cycle_running = False
+        stats.count_cycle(result.decision.promoted, time.monotonic() - started)
+        stats.current_version = self.registry.current_version()
         marks.trained_to(contents.ends)
         state.last_cycle = time.time()
         self.save_state(state)
@@ -143,24 +160,47 @@ class RetrainingJob:
 
     async def run_forever(self) -> None:
         """Check for a due cycle every ``EMOSTREAM_TRAINER_POLL`` seconds, unattended; a failed check or cycle is
-        logged and tried again at the next one (the service does not exit on it)."""
+        logged and tried again at the next one (the service does not exit on it). Serves ``/metrics`` and ``/health``
+        on ``EMOSTREAM_TRAINER_PORT`` meanwhile."""
+        settings = self.settings
+        runner = await serve(self.stats, settings.web_host, settings.trainer_port) if settings.trainer_port else None
         log.info(
             "trainer running",
-            feedback=self.settings.topic_feedback,
-            min_new=self.settings.trainer_min_new,
-            every=self.settings.trainer_every,
+            feedback=settings.topic_feedback,
+            min_new=settings.trainer_min_new,
+            every=settings.trainer_every,
+            metrics=f"http://{settings.web_host}:{settings.trainer_port}/metrics" if runner else None,
         )
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("retraining check failed: trying again later", retry_in=self.settings.trainer_poll)
-            await asyncio.sleep(self.settings.trainer_poll)
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                    self.stats.consecutive_failures = 0
+                except BrokerRefused as refused:
+                    if refused.permanent:
+                        raise  # a TLS or SASL setting is wrong: retrying cannot help, the service stops saying why
+                    self._count_failure(refused)
+                except Exception as exc:
+                    self._count_failure(exc)
+                await asyncio.sleep(settings.trainer_poll)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
-    @staticmethod
-    def _skip(reason: str, **details: int) -> Skipped:
+    def _count_failure(self, exc: Exception) -> None:
+        self.stats.check_failures += 1
+        self.stats.consecutive_failures += 1
+        log.error(
+            "retraining check failed: trying again later",
+            retry_in=self.settings.trainer_poll,
+            error=repr(exc),
+            exc_info=not isinstance(exc, BrokerRefused),
+        )
+
+    def _skip(self, kind: str, reason: str, **details: int) -> Skipped:
+        self.stats.count_skip(kind)
         log.info("no retraining", reason=reason, **details)
-        return Skipped(reason)
+        return Skipped(reason, kind)
 
     def _clean_leftovers(self) -> None:
         """Remove scratch folders of a cycle that was killed (they are never versions)."""

@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.kafka.connection import KafkaConnection, client_options
+from stream.kafka.refusals import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +52,7 @@ async def follow_drift(broker: str | KafkaConnection, topic: str, boosts: Review
     consumer = AIOKafkaConsumer(
         **client_options(broker), group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     try:
         await consumer.topics()  # fetches the cluster's metadata (the worker created the topic before it started)
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

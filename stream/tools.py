@@ -14,6 +14,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.kafka.connection import KafkaConnection, client_options
+from stream.kafka.refusals import start_client
 
 
 async def produce_file(broker: str | KafkaConnection, topic: str, path: Path, rate: float | None = None) -> int:
@@ -28,7 +29,7 @@ async def send_values(
 ) -> int:
     """Send ``values`` as records (no key), at most ``rate`` records/s if given; returns how many were sent."""
     producer = AIOKafkaProducer(**client_options(broker), acks="all", linger_ms=5)
-    await producer.start()
+    await start_client(producer, broker)
     sent = 0
     started = time.monotonic()
     try:
@@ -64,7 +65,7 @@ async def tail_topic(
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     seen = 0
     try:
         while limit is None or seen < limit:
@@ -99,7 +100,7 @@ async def collect_records(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await start_client(consumer, broker)
     records: list[tuple[bytes | None, bytes, int]] = []
     deadline = time.monotonic() + timeout
     try:

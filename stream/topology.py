@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from stream.kafka.connection import KafkaConnection, client_options
+from stream.kafka.refusals import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +52,7 @@ async def watch_topics(broker: str | KafkaConnection, needed: list[TopicSpec], i
     (an error, repeated once a minute while it stays gone); one never seen is only created (a topic that nothing has
     written to yet). A broker that cannot be reached is left to the clients that use it (they retry and log)."""
     admin = AIOKafkaAdminClient(**client_options(broker))
-    await admin.start()
+    await start_client(admin, broker)
     watch = _TopicWatch(admin, needed)
     try:
         while True:
@@ -67,7 +68,7 @@ async def ensure_topics(broker: str | KafkaConnection, needed: list[TopicSpec]) 
     metadata refresh (minutes). A broker that cannot be reached is logged and left to :func:`watch_topics`."""
     admin = AIOKafkaAdminClient(**client_options(broker))
     try:
-        await admin.start()
+        await start_client(admin, broker)
         await _TopicWatch(admin, needed).check()
     except Exception as exc:
         log.warning("could not check the worker's topics before starting", error=repr(exc))

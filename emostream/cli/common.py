@@ -16,10 +16,11 @@ class ProjectGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from models.errors import DataError, RegistryError, TrainingConfigError
+        from stream.kafka.refusals import BrokerRefused
 
         try:
             return super().invoke(ctx)
-        except (DataError, RegistryError, SettingsError, TrainingConfigError, OSError) as exc:
+        except (DataError, RegistryError, SettingsError, TrainingConfigError, BrokerRefused, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 

@@ -22,9 +22,26 @@ def worker(settings: Settings, loglevel: str | None) -> None:
     from models.registry import ModelRegistry
 
     ModelRegistry(settings.registry_dir).resolve(settings.model)  # fail now, clearly, if there is nothing to serve
+    check_brokers_before_starting(settings)
     from stream.app import app, run_worker
 
     run_worker(app, loglevel or settings.log_level)
+
+
+def check_brokers_before_starting(settings: Settings) -> None:
+    """End with a clear error if the brokers refuse this service's TLS or SASL settings (Faust would retry them
+    forever); brokers that are only away are logged and left to the clients' own retries."""
+    import asyncio
+
+    from stream.kafka.connection import KafkaConnection
+    from stream.kafka.refusals import BrokerRefused, check_brokers
+
+    try:
+        asyncio.run(check_brokers(KafkaConnection.of(settings)))
+    except BrokerRefused as refused:
+        if refused.permanent:
+            raise
+        log.warning("brokers not reachable yet: starting anyway, the clients keep trying", reason=str(refused))
 
 
 @click.command()
@@ -101,6 +118,7 @@ def trainer(settings: Settings, once: bool) -> None:
     from stream.retraining_job import RetrainingJob, Skipped
 
     job = RetrainingJob(settings)
+    check_brokers_before_starting(settings)
     if once:
         result = asyncio.run(job.run_once(force=True))
         emit(

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from emostream.settings import Settings
 from stream.broker import EmbeddedBroker, free_port
-from stream.kafka.connection import bootstrap_servers
+from stream.kafka.connection import KafkaConnection, client_options
 from stream.process import WorkerProcess
 
 PARTITIONS = 4
@@ -51,7 +52,7 @@ def served_registry(tmp_path_factory, datasets_dir, base_model_path):
 class StreamEnv:
     """Names and settings of one test's stream: topics, group, worker environment."""
 
-    broker: EmbeddedBroker
+    broker: EmbeddedBroker  # or a tests.integration.tls.TlsBroker, with its settings in ``extra``
     registry_dir: Path
     state_dir: Path
     app_id: str = field(default_factory=lambda: f"emostream-test-{uuid.uuid4().hex[:8]}")
@@ -82,6 +83,10 @@ class StreamEnv:
         }
         return {**os.environ, **variables}
 
+    def connection(self) -> KafkaConnection:
+        """How this stream's clients connect: the broker, and the ``EMOSTREAM_KAFKA_*`` settings in ``extra``."""
+        return KafkaConnection.of(Settings.from_env({"EMOSTREAM_BROKER_URL": self.broker.url, **self.extra}))
+
     def start_worker(self, log_dir: Path) -> WorkerProcess:
         worker = WorkerProcess.start(self.env(free_port()), log_dir / f"worker-{len(self.workers)}.log")
         # Wait until the worker holds input and internal partitions, as `emostream demo` does: events sent during the
@@ -93,7 +98,7 @@ class StreamEnv:
 
     def create_topics(self) -> None:
         async def create():
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(self.broker.url))
+            admin = AIOKafkaAdminClient(**client_options(self.connection()))
             await admin.start()
             try:
                 await admin.create_topics([NewTopic(self.topic("texts"), PARTITIONS, 1)])

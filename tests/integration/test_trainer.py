@@ -11,14 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import orjson
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from emostream.cli import cli
 from models import ModelRegistry
 from models.retraining_cycle import decide
+from stream.broker import free_port
 from stream.tools import collect_records, send_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,6 +66,32 @@ def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, t
     values = [*feedback_records(datasets_dir), b"{broken", orjson.dumps({"text": "no label"})]
     asyncio.run(send_values(env.broker.url, env.topic("feedback"), values))
     return env, registry
+
+
+def trainer_metrics(port: int) -> dict[tuple[str, tuple], float]:
+    """The trainer service's ``/metrics``: value per (sample name, sorted labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def wait_for_metrics(port: int, trainer: subprocess.Popen, done, seconds: float = 120) -> dict:
+    """Scrape until ``done(metrics)`` (the counters move right after what the test waited for)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert trainer.poll() is None
+        try:
+            metrics = trainer_metrics(port)
+        except OSError:  # not serving yet
+            metrics = {}
+        if metrics and done(metrics):
+            return metrics
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.5)
 
 
 def trainer_once(env):
@@ -160,7 +189,13 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_not_served(
 
 def test_the_trainer_runs_unattended_and_cycles_when_enough_feedback_arrived(trainer_env, tmp_path):
     env, registry = trainer_env
-    environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "1", "EMOSTREAM_TRAINER_MIN_NEW": "100"}
+    port = free_port()
+    environment = {
+        **env.env(6066),
+        "EMOSTREAM_TRAINER_POLL": "1",
+        "EMOSTREAM_TRAINER_MIN_NEW": "100",
+        "EMOSTREAM_TRAINER_PORT": str(port),
+    }
     log_path = tmp_path / "trainer.log"
     with log_path.open("wb") as log_file:
         trainer = subprocess.Popen(
@@ -172,6 +207,19 @@ def test_the_trainer_runs_unattended_and_cycles_when_enough_feedback_arrived(tra
             assert trainer.poll() is None, log_path.read_text()
             time.sleep(1)
         assert [v.version for v in registry.versions()] == ["v0001", "v0002"], log_path.read_text()[-3000:]
+        metrics = wait_for_metrics(port, trainer, lambda m: m[("emostream_trainer_cycles_total", ())] == 1)
+        decisions = {
+            labels[0][1]: value
+            for (name, labels), value in metrics.items()
+            if name == "emostream_trainer_gate_decisions_total"
+        }
+        assert sum(decisions.values()) == 1 and set(decisions) <= {"promoted", "rejected"}
+        assert metrics[("emostream_trainer_dead_letters_total", ())] == 2  # the two invalid feedback records
+        assert metrics[("emostream_trainer_feedback_examples", ())] == 210
+        assert metrics[("emostream_trainer_feedback_backlog", ())] == 0
+        assert metrics[("emostream_trainer_last_cycle_seconds", ())] > 0
+        current = registry.current_version()
+        assert metrics[("emostream_trainer_model_info", (("version", current),))] == 1
         assert trainer.poll() is None  # still running, waiting for more feedback
     finally:
         trainer.terminate()
@@ -183,7 +231,9 @@ def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
 ):
     shutil.copytree(served_registry.root, tmp_path / "registry")
     env = stream_env_factory(tmp_path / "registry")
-    environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "0.5"}  # otherwise the defaults: a fresh state is due
+    port = free_port()
+    # Otherwise the defaults: a fresh state is due at once.
+    environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "0.5", "EMOSTREAM_TRAINER_PORT": str(port)}
     log_path = tmp_path / "trainer.log"
     with log_path.open("wb") as log_file:
         trainer = subprocess.Popen(
@@ -199,6 +249,10 @@ def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
             time.sleep(0.5)
         assert trainer.poll() is None  # still running, waiting for more
         assert [v.version for v in ModelRegistry(tmp_path / "registry").versions()] == ["v0001"]
+        waiting = ("emostream_trainer_skipped_checks_total", (("reason", "too_little_feedback"),))
+        metrics = wait_for_metrics(port, trainer, lambda m: m.get(waiting, 0) >= 1)
+        assert metrics[("emostream_trainer_cycles_total", ())] == 0
+        assert metrics[("emostream_trainer_feedback_backlog", ())] == 1
     finally:
         trainer.terminate()
         trainer.wait(timeout=30)
