@@ -24,6 +24,8 @@ from .tls import TlsBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SECRET = "S3cretPw-never-printed"
+
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory):
@@ -93,14 +95,23 @@ def test_worker_produce_tail_trainer_and_announcements_work_over_mutual_tls(tls_
         ({"ca": False}, ["not trusted", "EMOSTREAM_KAFKA_SSL_CAFILE"]),
         ({"client_certificate": False}, ["requires a client certificate", "EMOSTREAM_KAFKA_SSL_CERTFILE"]),
         ({"plaintext": True}, ["expects TLS", "EMOSTREAM_KAFKA_SECURITY_PROTOCOL"]),
+        ({"sasl": True}, ["does not offer SASL mechanism SCRAM-SHA-512", "EMOSTREAM_KAFKA_SASL_MECHANISM"]),
     ],
-    ids=["no-ca", "no-client-certificate", "no-tls"],
+    ids=["no-ca", "no-client-certificate", "no-tls", "sasl-not-offered"],
 )
 def test_a_client_the_broker_refuses_gets_a_clear_error_not_a_hang(tls_env, tmp_path, settings, says):
     env = tls_env
     variables = {k: v for k, v in env.env(6066).items() if not k.startswith("EMOSTREAM_KAFKA_")}
     if settings.get("plaintext"):
         variables["EMOSTREAM_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+    elif settings.get("sasl"):  # this broker has no SASL: the login is refused, and the password is never printed
+        variables.update(env.broker.client_env())
+        variables.update(
+            EMOSTREAM_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+            EMOSTREAM_KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+            EMOSTREAM_KAFKA_SASL_USERNAME="emostream",
+            EMOSTREAM_KAFKA_SASL_PASSWORD=SECRET,
+        )
     else:
         variables.update(env.broker.client_env(**settings))
     events = tmp_path / "events.jsonl"
@@ -113,3 +124,4 @@ def test_a_client_the_broker_refuses_gets_a_clear_error_not_a_hang(tls_env, tmp_
         assert done.returncode == 1, (args, done.stdout[-2000:], done.stderr[-3000:])
         last_line = done.stderr.strip().splitlines()[-1]
         assert last_line.startswith("Error: cannot use Kafka at") and all(s in last_line for s in says), done.stderr
+        assert SECRET not in done.stdout + done.stderr
