@@ -14,10 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
-# System packages the tests need: Debian's stunnel4, a real TLS terminator in front of the test broker.
+# System packages the tests need: Debian's stunnel4 (a real TLS terminator in front of the test broker) and chromium
+# (the dashboard's browser test; Playwright drives it, no browser is downloaded).
 system-deps:
-	@command -v stunnel >/dev/null || { $(APT) update -qq && $(APT) install -y -qq stunnel4 >/dev/null; } \
-		|| { echo "the TLS tests need stunnel (Debian: apt-get install stunnel4)" >&2; exit 1; }
+	@{ command -v stunnel && command -v chromium; } >/dev/null \
+		|| { $(APT) update -qq && $(APT) install -y -qq stunnel4 chromium >/dev/null; } \
+		|| { echo "the tests need Debian's stunnel4 and chromium (apt-get install stunnel4 chromium)" >&2; exit 1; }
 
 # The main job on the embedded broker: trains a model first if the registry has none, starts broker and worker, sends
 # docs/sample_events.jsonl and shows labelled events, dead letters and aggregates.

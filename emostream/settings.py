@@ -253,6 +253,16 @@ class Settings:
         "Seconds a candidate the promotion gate rejected is kept for inspection before it is removed.",
         default=7 * 24 * 3600.0,
     )
+    # --- the dashboard ------------------------------------------------------------------------------------------------
+    dashboard_host: str = _env(
+        "Address `emostream dashboard` binds to (loopback by default; elsewhere, set a token).", default="127.0.0.1"
+    )
+    dashboard_port: int = _env("Port of `emostream dashboard`.", default=8080)
+    dashboard_token: str = _env(
+        "Token the dashboard asks for (`Authorization: Bearer ...`, or `?token=...` once in the browser); empty: none.",
+        default="",
+        secret=True,
+    )
     # --- logging ------------------------------------------------------------------------------------------------------
     log_level: str = _env("Log level: debug, info, warning, error.", default="info")
     log_format: Literal["auto", "json", "console"] = _env(
@@ -276,6 +286,7 @@ class Settings:
             "max_text_chars",
             "max_record_bytes",
             "web_port",
+            "dashboard_port",
             "batch_wait",
             "tumbling_window",
             "hopping_window",
@@ -473,6 +484,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "registry_keep",
         "registry_keep_rejected",
     ),
+    "The dashboard": ("dashboard_host", "dashboard_port", "dashboard_token"),
     "Logging": ("log_level", "log_format"),
 }
 
@@ -492,6 +504,7 @@ DEFAULTS_SHOWN = {
             "kafka_sasl_username",
             "kafka_sasl_password",
             "kafka_sasl_password_file",
+            "dashboard_token",
         )
     },
 }

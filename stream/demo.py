@@ -1,13 +1,15 @@
 """``emostream demo``: the whole job on the embedded broker, for a first run on a fresh machine.
 
-Starts the Tansu broker and one worker process, replays a sample file into the input topic, and prints what comes out:
-labelled events, dead letters and the aggregate windows that closed. Everything it started is stopped at the end.
+Starts the Tansu broker, one worker process and the dashboard, replays a sample file into the input topic, and prints
+what comes out: labelled events, dead letters and the aggregate windows that closed. With ``stay`` (the default on a
+terminal) everything keeps running, for the dashboard, until Ctrl-C; otherwise it is stopped at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -17,13 +19,13 @@ import orjson
 
 from emostream.settings import Settings
 from stream.broker import EmbeddedBroker, free_port
-from stream.process import WorkerProcess
+from stream.process import DashboardProcess, WorkerProcess
 from stream.schemas import InputLimits, TextEvent, parse_text_event
 from stream.tools import collect_records, produce_file
 
 
-def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
-    """Run broker + worker, send ``path``, print the outputs."""
+def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0, stay: bool = False) -> None:
+    """Run broker + worker + dashboard, send ``path``, print the outputs; with ``stay``, keep running until Ctrl-C."""
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     texts = {}
     for line in lines:
@@ -56,8 +58,12 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
         }
         print(f"broker: {broker.url} (embedded Tansu); starting the worker ...", flush=True)
         worker = WorkerProcess.start(env, Path(scratch) / "worker.log", loglevel="warn")
+        dashboard = None
         labelled: list = []
         try:
+            dashboard_port = settings.dashboard_port if _port_is_free(settings.dashboard_port) else free_port()
+            dashboard = DashboardProcess.start(env, dashboard_port, Path(scratch) / "dashboard.log")
+            print(f"dashboard: {dashboard.url}", flush=True)
             worker.wait_assigned(settings.topic_texts)
             sent = asyncio.run(produce_file(broker.url, settings.topic_texts, path))
             print(f"sent {sent} records from {path} to {settings.topic_texts} ({sent - valid} invalid on purpose)\n")
@@ -74,7 +80,12 @@ def run_demo(settings: Settings, path: Path, *, timeout: float = 180.0) -> None:
                 f"\nGET /aggregates: {sum(len(v['open_windows']) for v in open_windows.values())} windows "
                 f"still open for {sorted(open_windows)}"
             )
+            if stay and len(labelled) >= valid:
+                print(f"\nStill running for the dashboard: {dashboard.url} (Ctrl-C stops everything)", flush=True)
+                _wait_for_interrupt()
         finally:
+            if dashboard is not None:
+                dashboard.stop()
             worker.stop()
             if len(labelled) < valid:
                 print(worker.log(), file=sys.stderr)
@@ -101,3 +112,20 @@ def _print_outputs(settings: Settings, labelled, dead, windows, texts: dict, ela
         end = time.strftime("%H:%M:%S", time.gmtime(record["window_end"] / 1000))
         counts = ", ".join(f"{label} {n}" for label, n in sorted(record["counts"].items(), key=lambda kv: -kv[1]))
         print(f"  {record['window']:<8} {start}-{end} {record['source']:<8} total {record['total']:<3} {counts}")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping ...", flush=True)

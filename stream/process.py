@@ -1,6 +1,7 @@
-"""A worker as a child process (``python -m emostream worker``): start, wait until its web view answers, query, stop.
+"""A worker (``python -m emostream worker``) or a dashboard (``python -m emostream dashboard``) as a child process:
+start, wait until its web server answers, query, stop.
 
-Used by ``emostream demo``, the benchmarks and the integration tests, which all run real worker processes.
+Used by ``emostream demo``, the benchmarks and the integration tests, which all run real processes.
 """
 
 from __future__ import annotations
@@ -87,3 +88,53 @@ class WorkerProcess:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@dataclass
+class DashboardProcess:
+    """A running ``emostream dashboard``, its address and its log file."""
+
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    @classmethod
+    def start(cls, env: dict[str, str], port: int, log_path: Path, *, timeout: float = 120) -> DashboardProcess:
+        """Start a dashboard on ``127.0.0.1:port`` with ``env`` and wait until its page answers."""
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "emostream", "dashboard", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        dashboard = cls(process, f"http://127.0.0.1:{port}/", log_path)
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the dashboard exited with status {process.returncode}:\n{dashboard.log()}")
+            try:
+                urllib.request.urlopen(dashboard.url, timeout=5).close()
+                return dashboard
+            except OSError:
+                if time.monotonic() > deadline:
+                    dashboard.stop()
+                    raise RuntimeError(
+                        f"the dashboard did not answer within {timeout:.0f} s:\n{dashboard.log()}"
+                    ) from None
+                time.sleep(0.3)
+
+    def log(self, chars: int = 4000) -> str:
+        """The end of the dashboard's log."""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM and wait (SIGKILL after ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

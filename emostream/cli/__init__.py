@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from emostream.cli.common import ProjectGroup
-from emostream.cli.services import broker, demo, produce, tail, trainer, worker
+from emostream.cli.services import broker, dashboard, demo, produce, tail, trainer, worker
 from emostream.cli.training import evaluate, predict, train
 from emostream.cli.versions import models
 from emostream.logs import configure_logging
@@ -30,7 +30,7 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = settings
 
 
-for command in (train, evaluate, predict, models, worker, broker, produce, tail, trainer, demo):
+for command in (train, evaluate, predict, models, worker, broker, produce, tail, dashboard, trainer, demo):
     cli.add_command(command)
 
 

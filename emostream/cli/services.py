@@ -1,7 +1,8 @@
-"""The running parts: ``emostream worker``, ``broker``, ``produce``, ``tail``, ``trainer`` and ``demo``."""
+"""The running parts: ``emostream worker``, ``broker``, ``produce``, ``tail``, ``dashboard``, ``trainer``, ``demo``."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -109,6 +110,21 @@ def tail(settings: Settings, topic: str, from_beginning: bool, limit: int | None
 
 
 @click.command()
+@click.option("--host", help="Address to bind [default: $EMOSTREAM_DASHBOARD_HOST, 127.0.0.1].")
+@click.option("--port", type=int, help="Port [default: $EMOSTREAM_DASHBOARD_PORT, 8080].")
+@click.pass_obj
+def dashboard(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve a live web page of the stream (emotion mix per source, feed, dead letters, drift, model) until Ctrl-C."""
+    import asyncio
+    import contextlib
+
+    from stream.dashboard.service import run_dashboard
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_dashboard(settings, host or settings.dashboard_host, port or settings.dashboard_port))
+
+
+@click.command()
 @click.option("--once", is_flag=True, help="Run one cycle now on the feedback there is, then exit.")
 @click.pass_obj
 def trainer(settings: Settings, once: bool) -> None:
@@ -145,10 +161,16 @@ def trainer(settings: Settings, once: bool) -> None:
     default=Path(__file__).resolve().parents[2] / "docs" / "sample_events.jsonl",
     show_default=True,
 )
+@click.option(
+    "--stay/--no-stay",
+    default=None,
+    help="Keep broker, worker and dashboard running after the printout until Ctrl-C [default: on a terminal].",
+)
 @click.pass_obj
-def demo(settings: Settings, path: Path) -> None:
-    """Show the whole job on the embedded broker: train a model if needed, start broker and worker, send sample
-    events, print labelled events, dead letters and closed aggregate windows, then stop everything."""
+def demo(settings: Settings, path: Path, stay: bool | None) -> None:
+    """Show the whole job on the embedded broker: train a model if needed, start broker, worker and dashboard, send
+    sample events, print labelled events, dead letters and closed aggregate windows; then keep running for the
+    dashboard until Ctrl-C (on a terminal; --no-stay: stop at once)."""
     from models.registry import ModelRegistry
     from stream.demo import run_demo
 
@@ -158,4 +180,4 @@ def demo(settings: Settings, path: Path) -> None:
             err=True,
         )
         emit(run_training(settings, recipe="quick", register=True))
-    run_demo(settings, path)
+    run_demo(settings, path, stay=sys.stdout.isatty() if stay is None else stay)

@@ -15,12 +15,7 @@ import ssl
 from typing import Any
 
 from aiokafka.conn import create_conn
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
-)
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from stream.kafka.connection import KafkaConnection, bootstrap_servers
@@ -41,11 +36,19 @@ def as_connection(broker: str | KafkaConnection) -> KafkaConnection:
 
 
 async def start_client(client: Any, broker: str | KafkaConnection) -> None:
-    """``await client.start()`` for an aiokafka producer, consumer or admin client; a refusal raises
-    :class:`BrokerRefused` with the cause instead of aiokafka's generic error."""
+    """``await client.start()`` for an aiokafka producer, consumer or admin client; a refused connection raises
+    :class:`BrokerRefused` with the cause instead of aiokafka's generic error (other errors, such as a topic that does
+    not exist, stay what they are)."""
     try:
         await client.start()
-    except (KafkaError, OSError, KeyError, ValueError) as exc:
+    except (
+        KafkaConnectionError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+        OSError,
+        KeyError,
+        ValueError,
+    ) as exc:
         connection = as_connection(broker)
         if isinstance(exc, (KeyError, ValueError)) and not connection.uses_sasl:
             raise  # not a SCRAM exchange aiokafka could not read: a real bug, keep its traceback
@@ -53,11 +56,12 @@ async def start_client(client: Any, broker: str | KafkaConnection) -> None:
         raise await explain(connection) from exc
 
 
-async def check_brokers(broker: str | KafkaConnection) -> None:
-    """Connect once as every client of the project would; raise :class:`BrokerRefused` saying why if that fails."""
+async def check_brokers(broker: str | KafkaConnection, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Connect once as every client of the project would (within ``timeout`` s); raise :class:`BrokerRefused` saying
+    why if that fails."""
     connection = as_connection(broker)
     host, port = _first_broker(connection)
-    problem = await _probe(connection, host, port)
+    problem = await _probe(connection, host, port, timeout)
     if problem is not None:
         raise problem
 
@@ -65,7 +69,7 @@ async def check_brokers(broker: str | KafkaConnection) -> None:
 async def explain(connection: KafkaConnection) -> BrokerRefused:
     """Why a client of ``connection`` could not start (probing the first broker again)."""
     host, port = _first_broker(connection)
-    problem = await _probe(connection, host, port)
+    problem = await _probe(connection, host, port, PROBE_TIMEOUT_S)
     if problem is None:
         problem = BrokerRefused(
             f"{_where(connection)}: the first broker accepts this client, but no broker could be used for the "
@@ -75,15 +79,15 @@ async def explain(connection: KafkaConnection) -> BrokerRefused:
     return problem
 
 
-async def _probe(connection: KafkaConnection, host: str, port: int) -> BrokerRefused | None:
+async def _probe(connection: KafkaConnection, host: str, port: int, timeout: float) -> BrokerRefused | None:
     options = connection.client_options()
     del options["bootstrap_servers"]
     conn = None
     try:
         conn = await asyncio.wait_for(
-            create_conn(host, port, request_timeout_ms=int(PROBE_TIMEOUT_S * 1000), **options), PROBE_TIMEOUT_S
+            create_conn(host, port, request_timeout_ms=int(timeout * 1000), **options), timeout
         )
-        await asyncio.wait_for(conn.send(MetadataRequest([])), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
         return None
     except Exception as exc:  # every failure is a reason to report; none may escape as a traceback
         return BrokerRefused(f"{_where(connection)}: {_reason(connection, exc)}", permanent=_permanent(exc))
@@ -110,10 +114,10 @@ def _reason(connection: KafkaConnection, exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         if connection.uses_tls:
             return (
-                f"no answer within {PROBE_TIMEOUT_S:.0f} s to the TLS handshake: the listener is probably plaintext "
+                "no answer to the TLS handshake: the listener is probably plaintext "
                 "(EMOSTREAM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT or SASL_PLAINTEXT)"
             )
-        return f"no answer within {PROBE_TIMEOUT_S:.0f} s"
+        return "no answer from the broker in time"
     if isinstance(exc, SaslAuthenticationFailed) or (connection.uses_sasl and isinstance(exc, KeyError | ValueError)):
         return (
             f"the broker refused the SASL credentials of user {connection.username!r} ({connection.mechanism}): "
