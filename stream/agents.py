@@ -237,10 +237,13 @@ class Predictor(Protocol):
 
     is_loaded: bool
     loaded: Any  # the model in service: its ``version``
+    swap_outcomes: dict[str, int]  # hot swaps by outcome (``/metrics``)
 
     async def ensure_loaded(self) -> Any: ...
 
     async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]: ...
+
+    def processes_alive(self) -> list[bool]: ...  # one per inference process (``/health``)
 
 
 @dataclass(frozen=True)

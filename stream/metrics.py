@@ -99,8 +99,9 @@ class WorkerCollector:
             "emostream_dead_letters", "Dead letters by reason.", "reason", stats.dead_letters_by_reason
         )
         yield labelled_counter("emostream_emotions", "Labelled events by emotion.", "label", stats.emotions)
-        swaps = getattr(self.server, "swap_outcomes", {})
-        yield labelled_counter("emostream_model_swaps", "Hot swaps of the model, by outcome.", "outcome", swaps)
+        yield labelled_counter(
+            "emostream_model_swaps", "Hot swaps of the model, by outcome.", "outcome", self.server.swap_outcomes
+        )
         info = GaugeMetricFamily("emostream_model_info", "The model in service (value 1).", labels=["version"])
         if self.server.is_loaded:
             info.add_metric([self.server.loaded.version], 1)

@@ -55,6 +55,7 @@ class RetrainingJob:
         self.settings = settings
         self.registry = ModelRegistry(settings.registry_dir)
         self.state_path = self.registry.root / "trainer-state.json"
+        self.connection = KafkaConnection.of(settings)  # built once: it reads the password file
         self.stats = TrainerStats()
 
     def load_state(self) -> TrainerState:
@@ -89,9 +90,7 @@ class RetrainingJob:
                 letters.append(parsed)
         self.stats.dead_letters += len(letters)
         if letters:
-            await send_values(
-                KafkaConnection.of(settings), settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters]
-            )
+            await send_values(self.connection, settings.topic_dlq, [orjson.dumps(d.to_record()) for d in letters])
             for letter in letters:
                 log.warning("invalid feedback", error=letter.error, reason=letter.reason[:200], offset=letter.offset)
                 marks.dead_lettered_to(letter.partition, letter.offset)
@@ -110,7 +109,7 @@ class RetrainingJob:
         stats.checks += 1
         stats.current_version = self.registry.current_version()
         state = self.load_state()
-        contents = await read_topic(KafkaConnection.of(settings), settings.topic_feedback)
+        contents = await read_topic(self.connection, settings.topic_feedback)
         marks = self.topic_marks(state, contents.ends)
         examples = await self.collect(contents, marks)
         self.save_state(state)
@@ -145,7 +144,7 @@ class RetrainingJob:
         marks.trained_to(contents.ends)
         state.last_cycle = time.time()
         self.save_state(state)
-        await announce_current(KafkaConnection.of(settings), settings.topic_models, result.version, previous)
+        await announce_current(self.connection, settings.topic_models, result.version, previous)
         log.info(
             "cycle done",
             version=result.version.version,

@@ -38,7 +38,7 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
     @app.page("/health")
     async def health_view(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         # The event loop answers (this view runs on it); the inference processes must run too.
-        alive = server.processes_alive() if hasattr(server, "processes_alive") else []
+        alive = server.processes_alive()
         healthy = all(alive)
         return web.json({"healthy": healthy, "inference_processes_alive": alive}, status=200 if healthy else 503)
 

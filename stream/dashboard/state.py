@@ -87,39 +87,42 @@ class DashboardState:
                 self.texts.popitem(last=False)
 
     def add_labelled(self, values: Iterable[bytes | None], now_s: float) -> None:
-        """Labelled events: counted (all of them), the latest ones in the feed."""
-        arrived = 0
+        """Labelled events: all counted; only the latest ``FEED_SIZE`` of a batch become feed items (the others would
+        be pushed out of the feed at once, so building them is skipped)."""
+        valid = []
         for value in values:
             record = _object(value)
             label, score = (record or {}).get("label"), _number((record or {}).get("score"))
             if record is None or not isinstance(label, str) or score is None:
                 self.ignored += 1
                 continue
-            arrived += 1
             self.by_label[label] += 1
-            scores = record.get("scores") if isinstance(record.get("scores"), dict) else {}
-            top = sorted(([k, v] for k, v in scores.items() if _number(v) is not None), key=lambda kv: -kv[1])[:3]
-            event_id = str(record.get("id"))
-            self.feed.appendleft(
-                {
-                    "id": event_id,
-                    "source": str(record.get("source")),
-                    "label": label,
-                    "score": score,
-                    "top": top,
-                    "text": self.texts.get(event_id),
-                    "model_version": str(record.get("model_version")),
-                    "ts": _number(record.get("ts")),
-                }
-            )
-            self.serving = str(record.get("model_version"))
-        if arrived:
-            self.labelled += arrived
+            valid.append((record, label, score))
+        for record, label, score in valid[-FEED_SIZE:]:
+            self.feed.appendleft(self._feed_item(record, label, score))
+        if valid:
+            self.serving = str(valid[-1][0].get("model_version"))
+            self.labelled += len(valid)
             second = int(now_s)
-            self.per_second[second] = self.per_second.get(second, 0) + arrived
+            self.per_second[second] = self.per_second.get(second, 0) + len(valid)
             for old in [s for s in self.per_second if s <= second - RATE_SECONDS]:
                 del self.per_second[old]
             self.version += 1
+
+    def _feed_item(self, record: dict[str, Any], label: str, score: float) -> dict[str, Any]:
+        scores = record.get("scores") if isinstance(record.get("scores"), dict) else {}
+        top = sorted(([k, v] for k, v in scores.items() if _number(v) is not None), key=lambda kv: -kv[1])[:3]
+        event_id = str(record.get("id"))
+        return {
+            "id": event_id,
+            "source": str(record.get("source")),
+            "label": label,
+            "score": score,
+            "top": top,
+            "text": self.texts.get(event_id),
+            "model_version": str(record.get("model_version")),
+            "ts": _number(record.get("ts")),
+        }
 
     def add_aggregates(self, values: Iterable[bytes | None]) -> None:
         """Window records of the kind shown: the latest publication of each (source, start)."""

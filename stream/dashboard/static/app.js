@@ -35,6 +35,16 @@ function colourOf(label, labels) {
   return EXTRA[Math.max(0, others.indexOf(label)) % EXTRA.length];
 }
 
+// Dark or white text on a label's colour, whichever contrasts more (WCAG relative luminance).
+function inkOn(colour) {
+  const linear = [1, 3, 5].map((i) => {
+    const c = parseInt(colour.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+  return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? "#111111" : "#ffffff";
+}
+
 function clock(ms) {
   return typeof ms === "number" ? new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
 }
@@ -167,6 +177,7 @@ function drawFeed({ feed, labels }) {
   const items = feed.map((event) => {
     const chip = el("span", { class: "chip", text: event.label });
     chip.style.backgroundColor = colourOf(event.label, labels);
+    chip.style.color = inkOn(colourOf(event.label, labels));
     const text = event.text === null ? el("p", { class: "text text-missing", text: "(text sent before this dashboard started)" }) : el("p", { class: "text", text: event.text });
     return el(
       "li",
