@@ -20,7 +20,7 @@ COPY stream ./stream
 RUN pip install . && pip check
 
 VOLUME ["/registry"]
-# 6066: a worker's web view (/metrics, /health, /ready); 6067: the trainer's /metrics and /health.
-EXPOSE 6066 6067
+# 6066: a worker's web view (/metrics, /health, /ready); 6067: the trainer's /metrics and /health; 8080: the dashboard.
+EXPOSE 6066 6067 8080
 ENTRYPOINT ["emostream"]
 CMD ["worker"]

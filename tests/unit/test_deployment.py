@@ -106,9 +106,11 @@ def exported_sample_names() -> set[str]:
     return {sample.name for family in text_string_to_metric_families(text.decode()) for sample in family.samples}
 
 
-def test_prometheus_and_grafana_run_beside_the_service_on_loopback_ports():
+def test_the_dashboard_prometheus_and_grafana_run_beside_the_service_on_loopback_ports():
     services = compose()["services"]
-    for name in ("prometheus", "grafana"):
+    assert services["dashboard"]["command"] == ["dashboard"]
+    assert services["dashboard"]["ports"] == [f"127.0.0.1:{Settings().dashboard_port}:{Settings().dashboard_port}"]
+    for name in ("dashboard", "prometheus", "grafana"):
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
         for volume in services[name]["volumes"]:
             source = volume.split(":")[0]
