@@ -120,7 +120,9 @@ def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, dataset
         assert page.locator('article.source[data-source="forum"] svg rect').count() >= len(expected["forum"])
 
         # Dead letters by reason, the serving model, the labelled count.
-        page.wait_for_function("n => document.getElementById('dead-total').textContent === String(n)", arg=2)
+        page.wait_for_function(
+            "n => document.getElementById('dead-total').textContent === String(n)", arg=2, timeout=120_000
+        )
         reasons = page.eval_on_selector_all(
             "#dead-reasons tbody tr",
             "rows => Object.fromEntries(rows.map(r => [r.dataset.reason, Number(r.querySelector('td').textContent)]))",
