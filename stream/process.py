@@ -82,12 +82,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM and wait for a clean shutdown (SIGKILL after ``timeout``)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, timeout)
 
 
 @dataclass
@@ -131,10 +126,15 @@ class DashboardProcess:
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM and wait (SIGKILL after ``timeout``)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM ``process`` and wait for it; SIGKILL it if it is still there after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

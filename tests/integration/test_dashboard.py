@@ -19,19 +19,12 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.process import DashboardProcess
 from stream.tools import collect_records, send_values
 
+from .test_windows import FAST_WINDOWS
 from .test_worker import emotion_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> so happy today'
-WINDOWS = {  # short windows, so that they close within seconds of the last event
-    "EMOSTREAM_TUMBLING_WINDOW": "4",
-    "EMOSTREAM_HOPPING_WINDOW": "8",
-    "EMOSTREAM_HOPPING_STEP": "4",
-    "EMOSTREAM_WINDOW_GRACE": "1",
-    "EMOSTREAM_WINDOW_IDLE": "1",
-    "EMOSTREAM_WINDOW_TICK": "0.5",
-}
 
 
 def in_thread(function, *args, **kwargs):
@@ -74,7 +67,7 @@ def dom_totals(page, source: str) -> dict[str, int]:
 
 def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, datasets_dir, tmp_path):
     env = stream_env
-    env.extra.update(WINDOWS)
+    env.extra.update(FAST_WINDOWS)  # short windows: they close within seconds
     worker = env.start_worker(tmp_path)  # creates every topic, so the dashboard reads them from the start
     dashboard = DashboardProcess.start(env.env(free_port()), free_port(), tmp_path / "dashboard.log")
     page = browser.new_page(viewport={"width": 1440, "height": 900})

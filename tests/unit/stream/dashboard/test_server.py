@@ -54,7 +54,7 @@ async def test_the_state_is_served_as_json_and_pushed_as_events_when_it_changes(
             assert response.headers["Content-Type"] == "text/event-stream"
             first = orjson.loads((await response.content.readuntil(b"\n\n"))[len(b"data: ") :])
             state.add_labelled([orjson.dumps({"id": "a", "label": "joy", "score": 0.9})], now_s=1)
-            second = orjson.loads((await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10))[len(b"data: ") :])
+            second = orjson.loads((await asyncio.wait_for(response.content.readuntil(b"\n\n"), 60))[len(b"data: ") :])
     assert first["labelled"] == 0 and second["labelled"] == 1
 
 
