@@ -105,6 +105,17 @@ def model_card(metrics: dict[str, Any]) -> str:
         *(f"| {key} | {value} |" for key, value in hyper.items()),
         "",
     ]
+    calibration = training.get("calibration") or {}
+    if calibration:
+        test_ece = ""
+        if metrics["test"] and "ece_uncalibrated" in metrics["test"]:
+            test_ece = f"; on the test split {metrics['test']['ece_uncalibrated']:.3f} -> {metrics['test']['ece']:.3f}"
+        lines += [
+            f"Scores are calibrated by temperature scaling (T = {calibration['temperature']:.3f}, fitted on the "
+            f"validation split): expected calibration error on validation {calibration['validation_ece_before']:.3f} "
+            f"-> {calibration['validation_ece_after']:.3f}{test_ece}.",
+            "",
+        ]
     if int8:
         verdict = "approved" if int8["approved"] else "not approved"
         lines += [

@@ -3,7 +3,8 @@
 A checkpoint is a standard Hugging Face folder (``save_pretrained``), so ``transformers.pipeline`` loads it too.
 Inference is batched with length-sorted buckets (each batch is padded only to its own longest text), runs under
 ``torch.inference_mode()``, uses bf16/fp16 autocast on a GPU and, on CPU, int8 dynamic quantization of the Linear layers
-when the checkpoint's own accuracy check approved it (see ``models.finetuning``).
+when the checkpoint's own accuracy check approved it (see ``models.finetuning``). Softmax scores use the checkpoint's
+calibration temperature (``models.calibration``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from models.prediction import Prediction
 
 MULTI_LABEL = "multi_label_classification"
 DEFAULT_THRESHOLD = 0.5
+TEMPERATURE_KEY = "calibration_temperature"  # in config.json; not `temperature`, a generation setting in transformers
 
 
 class EmotionClassifier:
@@ -55,6 +57,8 @@ class EmotionClassifier:
         self.multi_label = config.problem_type == MULTI_LABEL
         thresholds = getattr(config, "label_thresholds", None) or {}
         self.thresholds = np.array([thresholds.get(name, DEFAULT_THRESHOLD) for name in self.labels], dtype=np.float32)
+        # Fitted on validation after training (models.calibration); softmax scores only, 1.0 for older checkpoints.
+        self.temperature = 1.0 if self.multi_label else float(getattr(config, TEMPERATURE_KEY, None) or 1.0)
 
     @classmethod
     def from_pretrained(
@@ -126,7 +130,7 @@ class EmotionClassifier:
                 attention_mask=attention_mask.to(self.device, non_blocking=True),
             ).logits
         logits = logits.float()
-        probabilities = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        probabilities = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits / self.temperature, dim=-1)
         return probabilities.cpu().numpy()
 
     def _to_prediction(self, row: np.ndarray) -> Prediction:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from models.calibration import expected_calibration_error, with_temperature
 from models.data import DataError, LabelledTexts
 
 if TYPE_CHECKING:
@@ -99,7 +100,10 @@ def score(
     if multi_label:
         cut = thresholds if thresholds is not None else np.full(len(labels), 0.5, dtype=np.float32)
         return multi_label_metrics(indicator_matrix(targets, len(labels)), apply_thresholds(probabilities, cut), labels)
-    return single_label_metrics([t[0] for t in targets], probabilities.argmax(axis=1).tolist(), labels)
+    gold = [t[0] for t in targets]
+    metrics = single_label_metrics(gold, probabilities.argmax(axis=1).tolist(), labels)
+    metrics["ece"] = round(expected_calibration_error(probabilities, gold), 5)
+    return metrics
 
 
 def evaluate_classifier(
@@ -133,10 +137,14 @@ def evaluate_classifier(
     if not keep:
         raise DataError(f"{data.source}: no rows carry any of the labels {scored}")
     columns = [classifier.labels.index(name) for name in scored]
-    probabilities = classifier.predict_proba([data.texts[i] for i in keep])[:, columns]
+    all_columns = classifier.predict_proba([data.texts[i] for i in keep])
+    probabilities = all_columns[:, columns]
     thresholds = classifier.thresholds[columns] if classifier.multi_label else None
     metrics = score(probabilities, targets, scored, multi_label=classifier.multi_label, thresholds=thresholds)
     metrics["excluded"] = len(data) - len(keep)
+    if not classifier.multi_label and classifier.temperature != 1.0:  # what the scores were before calibration
+        raw = with_temperature(all_columns, 1.0 / classifier.temperature)[:, columns]
+        metrics["ece_uncalibrated"] = round(expected_calibration_error(raw, [t[0] for t in targets]), 5)
     return metrics
 
 

@@ -6,8 +6,9 @@ the word-embedding matrix can be frozen (its 11.7M of the encoder's 22M paramete
 and nothing beyond torch is needed. ``bench/train_speed.py`` measures the loop against the naive one.
 
 Phases of :meth:`FineTuner.train`: build the model (base encoder + new head), encode the texts once, then per epoch
-train and validate, keeping the best epoch by validation macro-F1; then tune per-label thresholds (multi-label) and
-check whether int8 dynamic quantization keeps validation quality (it is approved only if it costs at most half a point).
+train and validate, keeping the best epoch by validation macro-F1; then tune per-label thresholds (multi-label) or fit
+the softmax temperature (single-label, ``models.calibration``), and check whether int8 dynamic quantization keeps
+validation quality (it is approved only if it costs at most half a point).
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from models.classifier import MULTI_LABEL, EmotionClassifier, pad_batch, quantize_int8, quiet_transformers
+from models.calibration import expected_calibration_error, fit_temperature, with_temperature
+from models.classifier import (
+    MULTI_LABEL,
+    TEMPERATURE_KEY,
+    EmotionClassifier,
+    pad_batch,
+    quantize_int8,
+    quiet_transformers,
+)
 from models.data import LabelledTexts, Splits
 from models.device import autocast, resolve_device
 from models.errors import TrainingConfigError
@@ -111,6 +120,7 @@ class TrainingResult:
     train_seconds: float
     examples_per_second: float
     int8: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # single-label: the temperature and validation ECE
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary for metrics.json."""
@@ -123,6 +133,7 @@ class TrainingResult:
             "train_seconds": round(self.train_seconds, 1),
             "examples_per_second": round(self.examples_per_second, 1),
             "int8": self.int8,
+            "calibration": self.calibration,
         }
 
 
@@ -225,13 +236,18 @@ class FineTuner:
     def finish(
         self, run: PreparedRun, best: BestEpoch, history: list[dict[str, Any]], elapsed: float
     ) -> TrainingResult:
-        """Phase 3: restore the best epoch's weights, tune per-label thresholds (multi-label) and check int8."""
+        """Phase 3: restore the best epoch's weights, tune per-label thresholds (multi-label) or calibrate the scores
+        (single-label), and check int8."""
         model = run.classifier.model
         model.load_state_dict(best.weights)
         model.eval()
         validation = best.metrics
+        calibration: dict[str, Any] = {}
         if self.config.multi_label:
             validation = self._tune_thresholds(run.classifier)
+        else:
+            calibration = self._calibrate(run.classifier)
+            validation = {**validation, "ece": calibration["validation_ece_after"]}
         int8 = self._check_int8(run.classifier, validation)
         model.config.int8_validated = int8["approved"]
         examples = len(run.token_ids) * self.config.epochs
@@ -245,6 +261,7 @@ class FineTuner:
             train_seconds=elapsed,
             examples_per_second=examples / elapsed,
             int8=int8,
+            calibration=calibration,
         )
 
     def evaluate(self, classifier: EmotionClassifier) -> dict[str, Any]:
@@ -339,6 +356,22 @@ class FineTuner:
             name: float(t) for name, t in zip(self.labels, thresholds, strict=True)
         }
         return score(probabilities, self.validation_data.targets, self.labels, multi_label=True, thresholds=thresholds)
+
+    def _calibrate(self, classifier: EmotionClassifier) -> dict[str, Any]:
+        """Fit the softmax temperature on validation (from the raw scores: a base model's own temperature is not kept)
+        and store it in the model's config, so that it is saved and applied wherever the checkpoint is loaded."""
+        classifier.temperature = 1.0
+        probabilities = classifier.predict_proba(self.validation_data.texts)
+        gold = [t[0] for t in self.validation_data.targets]
+        temperature = fit_temperature(probabilities, gold)
+        classifier.temperature = temperature
+        setattr(classifier.model.config, TEMPERATURE_KEY, temperature)
+        calibrated = with_temperature(probabilities, temperature)
+        return {
+            "temperature": round(temperature, 4),
+            "validation_ece_before": round(expected_calibration_error(probabilities, gold), 5),
+            "validation_ece_after": round(expected_calibration_error(calibrated, gold), 5),
+        }
 
     def _check_int8(self, classifier: EmotionClassifier, validation: dict[str, Any]) -> dict[str, Any]:
         key = "macro_f1" if self.config.multi_label else "accuracy"

@@ -90,6 +90,14 @@ def test_registered_version_has_card_metrics_and_picture(env, trained):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test"]["n"] == 400 and metrics["training"]["best_epoch"] >= 1
     assert "macro-F1" in (folder / "README.md").read_text()
+    # Scores are calibrated: the temperature fitted on validation is saved with the weights and reported.
+    calibration = metrics["training"]["calibration"]
+    config = json.loads((folder / "config.json").read_text())
+    assert 0.05 < calibration["temperature"] < 20 and config["calibration_temperature"] == pytest.approx(
+        calibration["temperature"], abs=1e-4
+    )
+    assert 0 <= metrics["test"]["ece"] <= 1 and "ece_uncalibrated" in metrics["test"]
+    assert "temperature scaling" in (folder / "README.md").read_text()
     assert (folder / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(folder.glob("*.bin"))
 
