@@ -247,7 +247,7 @@ class Bench:
             **env,
             "EMOSTREAM_BASE_DATA": str(base),
             "EMOSTREAM_LOG_LEVEL": "info",  # the kill waits for the cycle's "retraining" line
-            "EMOSTREAM_RETRAIN_REPLAY": "200",
+            "EMOSTREAM_RETRAIN_REPLAY_RATIO": "1",
             "EMOSTREAM_RETRAIN_EPOCHS": "1",
         }
         before = (registry.current_version(), [v.version for v in registry.versions()])

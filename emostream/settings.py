@@ -239,10 +239,14 @@ class Settings:
         "Promotion gate: largest allowed drop of base-validation macro-F1 (0.01 = one point).",
         default=0.01,
     )
-    retrain_replay: int = _env(
-        "Base training examples mixed into each retraining cycle (against forgetting).", default=2000
+    retrain_replay_ratio: float = _env(
+        "Base training examples replayed per feedback training example in a retraining cycle (against forgetting; "
+        "capped at the base training set).",
+        default=1.0,
     )
-    retrain_epochs: int = _env("Epochs of a retraining cycle.", default=2)
+    retrain_epochs: int = _env(
+        "Most epochs of a retraining cycle (it stops early when the held-out feedback stops improving).", default=4
+    )
     base_data: str = _env("The base dataset for replay and the gate.", default="")
     registry_keep: int = _env(
         "Versions kept, besides the current one, among those that were current before (what rollback goes back to); "
@@ -294,9 +298,12 @@ class Settings:
             "session_timeout",
             "fetch_wait",
             "stall_timeout",
+            "retrain_epochs",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.retrain_replay_ratio < 0:
+            raise SettingsError(f"{PREFIX}RETRAIN_REPLAY_RATIO must not be negative")
         if not 0 <= self.trainer_port <= 65535:
             raise SettingsError(f"{PREFIX}TRAINER_PORT must be a port number (0: not served)")
         if self.registry_keep < 0 or self.registry_keep_rejected < 0 or self.max_ts_ahead < 0:
@@ -376,6 +383,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``EMOSTREAM_*`` variables (default: ``os.environ``); unset ones keep their defaults."""
         environ = os.environ if environ is None else environ
+        for old, new in RENAMED.items():
+            if environ.get(PREFIX + old):
+                raise SettingsError(f"{PREFIX}{old} is no longer read: {new}")
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
@@ -478,7 +488,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "trainer_min_new",
         "trainer_port",
         "retrain_tolerance",
-        "retrain_replay",
+        "retrain_replay_ratio",
         "retrain_epochs",
         "base_data",
         "registry_keep",
@@ -486,6 +496,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "The dashboard": ("dashboard_host", "dashboard_port", "dashboard_token"),
     "Logging": ("log_level", "log_format"),
+}
+
+# Variables that changed meaning: set, they stop the program rather than be ignored (suffix of the name: what to do).
+RENAMED = {
+    "RETRAIN_REPLAY": f"set {PREFIX}RETRAIN_REPLAY_RATIO (base examples per feedback training example) instead",
 }
 
 # Defaults shown in words where the value itself would not help a reader.

@@ -78,6 +78,17 @@ class LabelledTexts:
             return self
         return self.subset(sorted(random.Random(seed).sample(range(len(self)), n)))
 
+    def concat(self, other: LabelledTexts) -> LabelledTexts:
+        """These rows, then ``other``'s (which must use the same label set)."""
+        if other.labels != self.labels or other.multi_label != self.multi_label:
+            raise DataError(f"{other.source}: its labels differ from {self.source}'s; relabel it first")
+        return replace(
+            self,
+            texts=self.texts + other.texts,
+            targets=self.targets + other.targets,
+            source=f"{self.source} + {other.source}",
+        )
+
     def relabel(self, labels: Sequence[str]) -> LabelledTexts:
         """The same rows with ids re-based on ``labels``, which must hold every label used here."""
         missing = sorted({self.labels[i] for t in self.targets for i in t} - set(labels))

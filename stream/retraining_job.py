@@ -127,7 +127,7 @@ class RetrainingJob:
         base = load_splits(settings.base_data or str(Path(settings.data_dir) / "emotion"))
         config = CycleConfig(
             tolerance=settings.retrain_tolerance,
-            replay=settings.retrain_replay,
+            replay_ratio=settings.retrain_replay_ratio,
             epochs=settings.retrain_epochs,
             max_length=settings.max_length,
             device=settings.device,

@@ -59,7 +59,7 @@ def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, t
     env.extra = {
         "EMOSTREAM_TOPIC_FEEDBACK": env.topic("feedback"),
         "EMOSTREAM_BASE_DATA": str(small_base),
-        "EMOSTREAM_RETRAIN_REPLAY": "300",
+        "EMOSTREAM_RETRAIN_REPLAY_RATIO": "2",
         "EMOSTREAM_RETRAIN_EPOCHS": "2",
         "EMOSTREAM_DEVICE": "cpu",
     }
@@ -180,7 +180,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_not_served(
     feedback = load_file(datasets_dir / "emotion" / "validation.jsonl").sample(600, seed=3)
     shuffled = [feedback.targets[i] for i in random.Random(3).sample(range(len(feedback)), len(feedback))]
     feedback = type(feedback)(feedback.texts, shuffled, feedback.labels, source="shuffled feedback")
-    config = CycleConfig(replay=0, epochs=4, learning_rate=3e-4, device="cpu")
+    config = CycleConfig(replay_ratio=0, epochs=4, learning_rate=3e-4, device="cpu")
     result = run_cycle(registry, feedback, load_splits(small_base), config)
     assert not result.decision.promoted, result.decision
     assert registry.current_version() == "v0001"

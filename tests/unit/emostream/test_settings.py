@@ -40,6 +40,14 @@ def test_values_are_parsed_and_typed(tmp_path):
         ("EMOSTREAM_BATCH_SIZE", "many", "not an integer"),
         ("EMOSTREAM_MAX_LENGTH", "0", "must be positive"),
         ("EMOSTREAM_QUANTIZE", "maybe", "EMOSTREAM_QUANTIZE"),
+        ("EMOSTREAM_RETRAIN_REPLAY_RATIO", "-1", "must not be negative"),
+        ("EMOSTREAM_RETRAIN_EPOCHS", "0", "must be positive"),
+        # It held a count before it became a ratio: refused, not silently ignored.
+        (
+            "EMOSTREAM_RETRAIN_REPLAY",
+            "2000",
+            "EMOSTREAM_RETRAIN_REPLAY is no longer read: set EMOSTREAM_RETRAIN_REPLAY_RATIO",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(variable, value, message):

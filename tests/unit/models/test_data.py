@@ -158,3 +158,13 @@ def test_split_off_is_seeded_keeps_order_and_leaves_rows_on_both_sides():
         data.subset([0]).split_off(0.5, seed=1)  # nothing would be left
     with pytest.raises(DataError):
         data.split_off(1.0, seed=1)
+
+
+def test_concat_keeps_order_and_refuses_a_different_label_set():
+    first = LabelledTexts(["a", "b"], [(0,), (1,)], ("joy", "fear"), source="first")
+    second = LabelledTexts(["c"], [(1,)], ("joy", "fear"), source="second")
+    joined = first.concat(second)
+    assert joined.texts == ["a", "b", "c"] and joined.targets == [(0,), (1,), (1,)]
+    assert joined.labels == ("joy", "fear") and joined.source == "first + second"
+    with pytest.raises(DataError, match="relabel it first"):
+        first.concat(LabelledTexts(["c"], [(0,)], ("fear", "joy"), source="other"))

@@ -21,7 +21,15 @@ def test_overrides_apply_and_none_is_ignored():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"epochs": 0}, {"learning_rate": 2.0}, {"batch_size": -1}, {"max_train": 0}, {"warmup_ratio": 1.0}]
+    "bad",
+    [
+        {"epochs": 0},
+        {"learning_rate": 2.0},
+        {"batch_size": -1},
+        {"max_train": 0},
+        {"warmup_ratio": 1.0},
+        {"patience": 0},
+    ],
 )
 def test_out_of_range_values_are_refused(bad):
     with pytest.raises(TrainingConfigError):
@@ -41,3 +49,58 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 10  # grouped: random batches of 16 would span ~85 tokens
     assert batches != list(length_grouped_batches(lengths, 16, random.Random(2)))
+
+
+@pytest.fixture
+def tiny_run(make_tiny_bert, tmp_path):
+    """A saved tiny classifier (joy, fear) to continue from, and small separable train and validation data."""
+    from models.data import LabelledTexts, Splits
+
+    model, tokenizer = make_tiny_bert(["joy", "fear"], layers=1)
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    texts = ["so happy today", "what a lovely gift", "i am scared", "this is terrifying"] * 4
+    targets = [(0,), (0,), (1,), (1,)] * 4
+    data = LabelledTexts(texts, targets, ("joy", "fear"), source="tiny")
+    config = TrainingConfig(
+        base_model=str(tmp_path / "base"), epochs=5, batch_size=4, eval_batch_size=8, max_length=16, device="cpu"
+    )
+    return config, Splits(data, data.subset(range(6)))
+
+
+def test_patience_stops_after_epochs_without_a_better_selection_score(tiny_run):
+    from dataclasses import replace
+
+    from models.finetuning import FineTuner
+
+    config, splits = tiny_run
+    seen_shapes = []
+    scores = iter([0.5, 0.7, 0.6, 0.9, 0.95])  # epoch 3 is worse than epoch 2: with patience 1, epoch 4 never runs
+
+    def select_by(probabilities):
+        seen_shapes.append(probabilities.shape)
+        return next(scores)
+
+    result = FineTuner(replace(config, patience=1), splits, select_by=select_by).train()
+    assert [r["epoch"] for r in result.history] == [1, 2, 3] and result.best_epoch == 2
+    assert [r["selection_score"] for r in result.history] == [0.5, 0.7, 0.6]
+    assert seen_shapes == [(6, 2)] * 3  # validation rows x labels
+    assert result.train_examples * 3 / result.train_seconds == pytest.approx(result.examples_per_second)
+
+
+def test_head_warm_up_fits_the_output_layer_alone(tiny_run):
+    import torch
+
+    from models.finetuning import FineTuner, output_head
+
+    config, splits = tiny_run
+    tuner = FineTuner(config, splits)
+    run = tuner.prepare()
+    model = run.classifier.model
+    head = output_head(model)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    report = tuner.warm_up_head(run)
+    assert report["loss_after"] < report["loss_before"]
+    head_names = {name for name, p in model.named_parameters() if any(p is q for q in head.parameters())}
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter, before[name]) != (name in head_names), name  # only the head moved
