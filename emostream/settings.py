@@ -498,7 +498,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Logging": ("log_level", "log_format"),
 }
 
-# Variables that changed meaning: set, they stop the program rather than be ignored (suffix of the name: what to do).
+# Variables that changed meaning (name without the prefix: what to set instead): set, they stop the program rather
+# than be silently ignored.
 RENAMED = {
     "RETRAIN_REPLAY": f"set {PREFIX}RETRAIN_REPLAY_RATIO (base examples per feedback training example) instead",
 }

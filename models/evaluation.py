@@ -25,19 +25,31 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 def single_label_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     """accuracy, macro/weighted F1, per-class P/R/F1/support and the confusion matrix (rows gold, columns predicted)."""
     ids = list(range(len(labels)))
-    present = sorted(set(y_true) | set(y_pred))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         # Averages over the labels that occur (gold or predicted), as scikit-learn does by default: a label with no
         # example here (e.g. one just added to the model) would otherwise count as an F1 of 0.
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
+        "macro_f1": f1_over_present(y_true, y_pred),
+        "weighted_f1": f1_over_present(y_true, y_pred, average="weighted"),
         "per_class": _per_class(labels, precision, recall, f1, support),
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
     }
+
+
+def f1_over_present(y_true: Sequence[Any], y_pred: Sequence[Any], average: str = "macro") -> float:
+    """F1 averaged over the labels that occur here, gold or predicted (scikit-learn's default): a label with no
+    example here (e.g. one just added to the model) would otherwise count as an F1 of 0."""
+    present = sorted(set(y_true) | set(y_pred))
+    return float(f1_score(y_true, y_pred, labels=present, average=average, zero_division=0))
+
+
+def macro_f1_over_gold(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+    """Macro-F1 over the gold labels only: a prediction outside them is a miss, never a class of its own (how new
+    data is scored, where the model may predict labels the data does not use)."""
+    return float(f1_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro", zero_division=0))
 
 
 def multi_label_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:

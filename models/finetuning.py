@@ -172,6 +172,7 @@ class BestEpoch:
     score: float
     weights: dict[str, torch.Tensor]
     metrics: dict[str, Any]
+    probabilities: np.ndarray  # its validation scores (uncalibrated), which calibration is fitted on
 
 
 class FineTuner:
@@ -283,7 +284,7 @@ class FineTuner:
             log.info("epoch done", of=self.config.epochs, **record)
             if best is None or selection > best.score:
                 weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                best = BestEpoch(epoch, selection, weights, metrics)
+                best = BestEpoch(epoch, selection, weights, metrics, probabilities)
             elif self.config.patience is not None and epoch - best.epoch >= self.config.patience:
                 log.info("early stop", epoch=epoch, best_epoch=best.epoch, best_score=round(best.score, 5))
                 break
@@ -303,7 +304,7 @@ class FineTuner:
         if self.config.multi_label:
             validation = self._tune_thresholds(run.classifier)
         else:
-            calibration = self._calibrate(run.classifier)
+            calibration = self._calibrate(run.classifier, best.probabilities)
             validation = {**validation, "ece": calibration["validation_ece_after"]}
         int8 = self._check_int8(run.classifier, validation)
         model.config.int8_validated = int8["approved"]
@@ -348,6 +349,9 @@ class FineTuner:
                 dtype=torch.float32,  # master weights in fp32 whatever the base was stored in; autocast does the rest
             )
             tokenizer = AutoTokenizer.from_pretrained(self.config.base_model)
+        # A classifier continued from keeps its weights, not its calibration: scores stay raw until finish() fits one.
+        if hasattr(model.config, TEMPERATURE_KEY):
+            delattr(model.config, TEMPERATURE_KEY)
         kept = keep_known_classes(model, self.config.base_model)
         if kept:
             log.info(
@@ -436,11 +440,9 @@ class FineTuner:
         }
         return score(probabilities, self.validation_data.targets, self.labels, multi_label=True, thresholds=thresholds)
 
-    def _calibrate(self, classifier: EmotionClassifier) -> dict[str, Any]:
-        """Fit the softmax temperature on validation (from the raw scores: a base model's own temperature is not kept)
-        and store it in the model's config, so that it is saved and applied wherever the checkpoint is loaded."""
-        classifier.temperature = 1.0
-        probabilities = classifier.predict_proba(self.validation_data.texts)
+    def _calibrate(self, classifier: EmotionClassifier, probabilities: np.ndarray) -> dict[str, Any]:
+        """Fit the softmax temperature on the best epoch's validation ``probabilities`` and store it in the model's
+        config, so that it is saved and applied wherever the checkpoint is loaded."""
         gold = [t[0] for t in self.validation_data.targets]
         temperature = fit_temperature(probabilities, gold)
         classifier.temperature = temperature

@@ -25,17 +25,15 @@ Every candidate is registered with its decision in ``metrics.json``; a rejected 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import structlog
-from sklearn.metrics import f1_score
 
 from models.classifier import EmotionClassifier
 from models.data import DataError, LabelledTexts, Splits
-from models.evaluation import evaluate_classifier
+from models.evaluation import evaluate_classifier, f1_over_present, macro_f1_over_gold
 from models.finetuning import FineTuner, TrainingConfig
 from models.registry import ModelRegistry, VersionInfo
 from models.release import register_run
@@ -113,14 +111,7 @@ def decide(
 def new_data_macro_f1(classifier: EmotionClassifier, data: LabelledTexts) -> float:
     """Macro-F1 over the labels present in ``data``; a gold label the model does not know is always missed."""
     gold = [data.labels[t[0]] for t in data.targets]
-    predicted = [p.label for p in classifier.predict(data.texts)]
-    return float(f1_score(gold, predicted, labels=sorted(set(gold)), average="macro", zero_division=0))
-
-
-def macro_f1_present(gold: Sequence[int], predicted: Sequence[int]) -> float:
-    """Macro-F1 over the labels that occur in ``gold`` or ``predicted`` (what ``evaluate_classifier`` reports)."""
-    present = sorted(set(gold) | set(predicted))
-    return float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0))
+    return macro_f1_over_gold(gold, [p.label for p in classifier.predict(data.texts)])
 
 
 @dataclass(frozen=True)
@@ -138,15 +129,10 @@ class HeldOutSelection:
     def scores(self, probabilities: np.ndarray) -> tuple[float, float]:
         """(held-out feedback macro-F1, base validation macro-F1)."""
         n = len(self.holdout_gold)
-        predicted = probabilities[:n].argmax(axis=1)
-        held_out = float(
-            f1_score(
-                self.holdout_gold, predicted, labels=sorted(set(self.holdout_gold)), average="macro", zero_division=0
-            )
-        )
+        held_out = macro_f1_over_gold(self.holdout_gold, probabilities[:n].argmax(axis=1).tolist())
         columns = np.asarray(self.base_columns)
         base_predicted = columns[probabilities[n:, columns].argmax(axis=1)]
-        return held_out, macro_f1_present(list(self.base_gold), base_predicted.tolist())
+        return held_out, f1_over_present(self.base_gold, base_predicted.tolist())
 
     def __call__(self, probabilities: np.ndarray) -> float:
         held_out, base = self.scores(probabilities)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,21 @@ def test_head_warm_up_fits_the_output_layer_alone(tiny_run):
     head_names = {name for name, p in model.named_parameters() if any(p is q for q in head.parameters())}
     for name, parameter in model.named_parameters():
         assert torch.equal(parameter, before[name]) != (name in head_names), name  # only the head moved
+
+
+def test_a_continued_classifier_starts_uncalibrated_and_is_calibrated_on_its_best_epoch(tiny_run):
+    import json
+    from dataclasses import replace
+
+    from models.classifier import TEMPERATURE_KEY
+    from models.finetuning import FineTuner
+
+    config, splits = tiny_run
+    config_file = Path(config.base_model) / "config.json"
+    saved = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**saved, TEMPERATURE_KEY: 7.0}))  # the model continued from was calibrated
+    tuner = FineTuner(replace(config, epochs=1), splits)
+    assert tuner.prepare().classifier.temperature == 1.0  # trained and selected on raw scores
+    result = tuner.train()
+    assert result.classifier.temperature == pytest.approx(result.calibration["temperature"], abs=1e-4)
+    assert getattr(result.classifier.model.config, TEMPERATURE_KEY) == result.classifier.temperature
