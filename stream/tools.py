@@ -24,26 +24,60 @@ async def produce_file(broker: str | KafkaConnection, topic: str, path: Path, ra
     return await send_values(broker, topic, values, rate)
 
 
+class NotDelivered(RuntimeError):
+    """Records were handed to the producer but the broker never acknowledged them (aiokafka's ``flush`` does not
+    raise: each record's failure is only in its own delivery future)."""
+
+    def __init__(self, topic: str, failed: list[int], sent: int, cause: BaseException) -> None:
+        shown = ", ".join(str(i + 1) for i in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        super().__init__(
+            f"{len(failed)} of {sent} records sent to {topic} were not delivered (record {shown}, counting from 1): "
+            f"{cause!r}"
+        )
+        self.topic, self.failed, self.sent = topic, failed, sent
+
+
 async def send_values(
     broker: str | KafkaConnection, topic: str, values: Iterable[bytes], rate: float | None = None
 ) -> int:
-    """Send ``values`` as records (no key), at most ``rate`` records/s if given; returns how many were sent."""
+    """Send ``values`` as records (no key), at most ``rate`` records/s if given; returns how many were sent, each one
+    acknowledged by the broker. Raises :class:`NotDelivered` as soon as one delivery is known to have failed (the
+    records not yet handed over are then not sent), or at the end, naming the failed records."""
     producer = AIOKafkaProducer(**client_options(broker), acks="all", linger_ms=5)
     await start_client(producer, broker)
+    pending: list[tuple[int, asyncio.Future]] = []  # (index, delivery) not yet known to be delivered
     sent = 0
     started = time.monotonic()
     try:
         for value in values:
-            await producer.send(topic, value)
+            pending.append((sent, await producer.send(topic, value)))
             sent += 1
+            if len(pending) >= _CHECK_EVERY:
+                pending = _undelivered(topic, pending, sent)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         await producer.flush()
+        _undelivered(topic, pending, sent)
     finally:
         await producer.stop()
     return sent
+
+
+_CHECK_EVERY = 1_000  # deliveries checked (and forgotten) in rounds: a long replay keeps no future per record
+
+
+def _undelivered(topic: str, pending: list[tuple[int, asyncio.Future]], sent: int) -> list[tuple[int, asyncio.Future]]:
+    """The deliveries still in flight; raises :class:`NotDelivered` if any finished with an error."""
+    failed = [(i, error) for i, future in pending if future.done() and (error := _error(future)) is not None]
+    if failed:
+        raise NotDelivered(topic, [i for i, _ in failed], sent, failed[0][1])
+    return [(i, future) for i, future in pending if not future.done()]
+
+
+def _error(future: asyncio.Future) -> BaseException | None:
+    return asyncio.CancelledError() if future.cancelled() else future.exception()
 
 
 async def tail_topic(

@@ -17,10 +17,19 @@ class ProjectGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from models.errors import DataError, RegistryError, TrainingConfigError
         from stream.kafka.refusals import BrokerRefused
+        from stream.tools import NotDelivered
 
         try:
             return super().invoke(ctx)
-        except (DataError, RegistryError, SettingsError, TrainingConfigError, BrokerRefused, OSError) as exc:
+        except (
+            DataError,
+            RegistryError,
+            SettingsError,
+            TrainingConfigError,
+            BrokerRefused,
+            NotDelivered,
+            OSError,
+        ) as exc:
             raise click.ClickException(str(exc)) from exc
 
 

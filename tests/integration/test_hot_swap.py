@@ -20,6 +20,8 @@ from models import ModelRegistry
 from stream.announcements import announce
 from stream.tools import collect_records, send_values
 
+from .test_worker import in_background
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -74,11 +76,7 @@ def test_promote_swaps_the_model_between_batches_without_loss(stream_env_factory
         orjson.dumps({"id": f"e{i}", "text": texts[i % len(texts)]})
         for i in itertools.takewhile(lambda i: not swapped.is_set() and i < MAX_EVENTS, itertools.count())
     )
-    sent = []
-    producer = threading.Thread(
-        target=lambda: sent.append(asyncio.run(send_values(env.broker.url, env.topic("texts"), values, rate=40.0)))
-    )
-    producer.start()
+    producer = in_background(lambda: asyncio.run(send_values(env.broker.url, env.topic("texts"), values, rate=40.0)))
     try:
         labelled_records(env, expected=100)  # the stream is flowing
         variables = {k: v for k, v in env.env(worker.port).items() if k.startswith("EMOSTREAM_")}
@@ -92,8 +90,8 @@ def test_promote_swaps_the_model_between_batches_without_loss(stream_env_factory
             pytest.fail(f"no record of {new_version} within 300 s of the promotion:\n{worker.log()}")
     finally:
         swapped.set()
-        producer.join()
-    expected_ids = {f"e{i}" for i in range(sent[0])}
+        sent = producer.result()
+    expected_ids = {f"e{i}" for i in range(sent)}
     labelled = labelled_until_all(env, expected_ids)
 
     ids = [r["id"] for r in labelled]

@@ -4,7 +4,6 @@ a shifted emotion mix is flagged, and two workers sharing the partitions publish
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import Counter
 
@@ -16,7 +15,17 @@ from stream.aggregation import WindowSpec
 from stream.drift import shares
 from stream.tools import collect_records
 
-from .test_worker import BASE_TS, collect, emotion_texts, event, labelled_until_all, send
+from .test_worker import (
+    BASE_TS,
+    collect,
+    emotion_texts,
+    event,
+    in_background,
+    labelled_until_all,
+    send,
+    where_in_input,
+    worker_logs,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -197,9 +206,9 @@ def test_two_workers_and_a_rebalance_publish_each_window_once(stream_env, datase
     first = stream_env.start_worker(tmp_path)
     texts = emotion_texts(datasets_dir, 400)
 
-    def burst(offset: int) -> None:
+    def burst(offset: int) -> int:
         now = int(time.time() * 1000)
-        send(
+        return send(
             stream_env,
             [
                 event(offset + i, text, source=f"src{i % 4}", ts=now + i * 20)
@@ -208,13 +217,16 @@ def test_two_workers_and_a_rebalance_publish_each_window_once(stream_env, datase
             rate=50.0,
         )
 
-    sender = threading.Thread(target=burst, args=(0,))
-    sender.start()
+    sender = in_background(burst, 0)
     second = stream_env.start_worker(tmp_path)  # joins during or just after the first burst: the partitions move
-    sender.join()
-    burst(200)
-    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(400)})
-    assert len({r["id"] for r in labelled}) == 400, second.log()
+    assert sender.result() == 200
+    assert burst(200) == 200
+    ids = {f"e{i}" for i in range(400)}
+    labelled = labelled_until_all(stream_env, ids)
+    missing = sorted(ids - {r["id"] for r in labelled}, key=lambda id_: int(id_[1:]))
+    assert not missing, (
+        f"{len(missing)} never labelled: {where_in_input(stream_env, missing)}\n{worker_logs(first, second)}"
+    )
     windows, wanted = final_windows_until(stream_env)
     kept = latest_revisions(windows)
     assert {key: kept[key]["total"] if key in kept else None for key in wanted} == dict(wanted)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,6 +32,48 @@ def emotion_texts(datasets_dir, n):
 
 def send(env, values, rate=None):
     return asyncio.run(send_values(env.broker.url, env.topic("texts"), values, rate))
+
+
+def in_background(function, *args) -> Future:
+    """Call ``function(*args)`` in a thread; the future's ``result()`` waits and re-raises what it raised (a failed
+    send must fail the test, not print a traceback from a thread while the test waits for records never sent)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)  # takes nothing more; the call goes on
+    return future
+
+
+def where_in_input(env, ids: list[str]) -> dict[str, str]:
+    """Where each of ``ids`` is in the input topic (``partition:offset``), or ``"never sent"``: for a failure message,
+    what tells a lost send from a lost event."""
+
+    async def read() -> dict[str, str]:
+        consumer = AIOKafkaConsumer(
+            env.topic("texts"), bootstrap_servers=bootstrap_servers(env.broker.url), auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        found: dict[str, str] = {}
+        try:
+            while batch := await consumer.getmany(timeout_ms=3000):
+                for records in batch.values():
+                    for r in records:
+                        found[orjson.loads(r.value).get("id")] = f"{r.partition}:{r.offset}"
+        finally:
+            await consumer.stop()
+        return found
+
+    found = asyncio.run(read())
+    return {id_: found.get(id_, "never sent") for id_ in ids}
+
+
+def worker_logs(*workers, chars: int = 8000) -> str:
+    """The end of each worker's log less its per-window lines, for a failure message that shows what happened."""
+    parts = []
+    for n, worker in enumerate(workers):
+        lines = worker.log_path.read_text(errors="replace").splitlines()
+        kept = "\n".join(line for line in lines if '"window published"' not in line)
+        parts.append(f"--- worker {n} ({worker.log_path.name}) ---\n{kept[-chars:]}")
+    return "\n".join(parts)
 
 
 def collect(env, kind, expected=None, timeout=180.0, settle=0.0):
@@ -189,12 +232,11 @@ def test_a_killed_worker_loses_nothing_and_its_state_comes_back(stream_env, data
     texts = emotion_texts(datasets_dir, 600)
     first = stream_env.start_worker(tmp_path)
     values = [event(i, text, ts=BASE_TS) for i, text in enumerate(texts)]
-    producer = threading.Thread(target=send, args=(stream_env, values, 150.0))
-    producer.start()
+    producer = in_background(send, stream_env, values, 150.0)
     collect(stream_env, "labelled", expected=60)  # mid-stream: some labelled, most not yet sent
     first.kill()
     second = stream_env.start_worker(tmp_path)
-    producer.join()
+    assert producer.result() == len(values)
     labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
     ids = [r["id"] for r in labelled]
     assert set(ids) == {f"e{i}" for i in range(len(texts))}, second.log()
