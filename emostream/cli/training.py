@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -14,6 +14,9 @@ import structlog
 from emostream.cli.common import emit, model_option
 from emostream.cli.versions import announce_version
 from emostream.settings import Settings
+
+if TYPE_CHECKING:
+    from models.training_run import TrainingRun
 
 log = structlog.get_logger("emostream")
 
@@ -81,52 +84,24 @@ def run_training(
     seed: int = 42,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """What ``emostream train`` does (also the demo's first step): load the data, fine-tune, score, write or register
-    the run; returns the summary it prints."""
-    from models.data import load_splits
-    from models.evaluation import evaluate_classifier
-    from models.finetuning import FineTuner, TrainingConfig
+    """What ``emostream train`` does (also the demo's first step): a training run (``models.training_run``), then
+    the run folder written or registered (and announced); returns the summary it prints."""
+    from models.training_run import train_and_score
 
-    data = data or str(Path(settings.data_dir) / "emotion")
-    config = TrainingConfig.from_recipe(
-        recipe,
-        base or settings.base_model,
+    run = train_and_score(
+        data or str(Path(settings.data_dir) / "emotion"),
+        recipe=recipe,
+        base=base or settings.base_model,
         device=settings.device,
         seed=seed,
-        multi_label=overrides.pop("multi_label", None) or None,
-        class_weights=overrides.pop("class_weights", None) or None,
-        **overrides,  # None values are ignored by from_recipe
+        skip_invalid=skip_invalid,
+        **overrides,
     )
-    splits = load_splits(data, multi_label=config.multi_label or None, skip_invalid=skip_invalid, seed=seed)
-    log.info(
-        "training",
-        recipe=recipe,
-        data=data,
-        train=len(splits.train),
-        validation=len(splits.validation),
-        labels=list(splits.train.labels),
-        multi_label=splits.train.multi_label,
-        skipped=splits.train.skipped + splits.validation.skipped,
-    )
-    result = FineTuner(config, splits).train()
-    test_metrics = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
-    summary = _save_run(settings, result, data, test_metrics, out, register=register, promote=promote)
-    headline = test_metrics or result.validation
-    return {
-        **summary,
-        "accuracy": headline["accuracy"],
-        "macro_f1": headline["macro_f1"],
-        "weighted_f1": headline["weighted_f1"],
-        "scored_on": "test" if test_metrics else "validation",
-        "train_seconds": round(result.train_seconds, 1),
-        "examples_per_second": round(result.examples_per_second, 1),
-        "best_epoch": result.best_epoch,
-        "int8_approved": result.int8["approved"],
-    }
+    return {**_save_run(settings, run, out, register=register, promote=promote), **run.summary()}
 
 
 def _save_run(
-    settings: Settings, result, data: str, test_metrics, out: Path | None, *, register: bool, promote: bool
+    settings: Settings, run: TrainingRun, out: Path | None, *, register: bool, promote: bool
 ) -> dict[str, Any]:
     """Write the run folder (to ``out``, or ``runs/<time>-<recipe>``); with ``register``, register it
     (``models.release``) and announce it to running workers if it became current."""
@@ -134,6 +109,7 @@ def _save_run(
     from models.registry import ModelRegistry
     from models.release import register_run
 
+    result, data, test_metrics = run.result, run.data, run.test_metrics
     if not register:
         out = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{result.config.recipe}"
         return {"out": str(export_run(result, out, data_source=data, test_metrics=test_metrics))}
