@@ -1,4 +1,5 @@
-"""The worker's Kafka consumer takes its fetch wait from the settings (Faust hard-codes 1.5 s)."""
+"""The worker's Kafka consumer (``stream.kafka.consumer``): each of its changes to Faust's, on the pinned Faust.
+``tests/unit/stream/kafka/test_upstream.py`` shows the upstream behaviour each one exists for."""
 
 from __future__ import annotations
 
@@ -84,3 +85,40 @@ async def test_a_batch_topic_commits_from_its_micro_batches_not_from_acknowledge
     assert app.consumer._new_offset(tp) is None  # the earlier batch is still in flight
     spans[0].done = True
     assert app.consumer._new_offset(tp) == 20
+
+
+async def test_input_partitions_become_fetchable_only_once_the_queues_are_cleared(tmp_path):
+    """Change 2: at the end of a recovery the input partition is held back through the seek and the clearing of the
+    queues (nothing fetched then can be dropped with the position past it) and fetched once the flow resumes."""
+    from .test_upstream import end_of_recovery
+
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    assert await end_of_recovery(app) == [("seek", False), ("clear queues", False), ("flow resumed", True)]
+
+
+async def test_input_partitions_never_committed_go_back_to_the_beginning(tmp_path, monkeypatch):
+    """Change 3: after aiokafka's seek to the committed offsets, input partitions without one are sought to their
+    beginning (the ``earliest`` reset the worker uses), which re-reads and never skips; changelog partitions (Faust's
+    recovery positions them) and committed ones are left alone."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from faust.types import TP
+
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    texts = next(iter(app.batch_topics))
+    changelog = next(iter(app.tables.changelog_topics))
+    committed = {TP(texts, 0): None, TP(texts, 1): 7, TP(changelog, 0): None}
+
+    async def aiokafkas_seek(self):
+        return committed
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "seek_to_committed", aiokafkas_seek)
+    to_beginning = []
+
+    async def seek_to_beginning(*partitions):
+        to_beginning.extend(partitions)
+
+    thread = app.consumer._thread
+    thread.seek_to_beginning = seek_to_beginning
+    assert app.conf.consumer_auto_offset_reset == "earliest"
+    assert await thread.seek_to_committed() == committed
+    assert to_beginning == [TP(texts, 0)]

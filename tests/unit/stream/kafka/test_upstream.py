@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import Message
@@ -46,6 +48,75 @@ async def test_faust_still_commits_past_a_batch_in_flight(tmp_path):
     consumer._acked_index[TEXTS] = {2, 3, 4}
     consumer._committed_offset[TEXTS] = None
     assert faust_aiokafka.Consumer._new_offset(consumer, TEXTS) == 5
+
+
+async def end_of_recovery(app, resume_partitions=None, resume_flow=None) -> list[tuple[str, bool]]:
+    """Run the end of Faust's recovery (``Recovery._resume_streams``) for an assignment of one input and one changelog
+    partition; per step (the seek to the committed offsets, the clearing of the stream queues, and after the flow is
+    resumed), whether the input partition was already fetchable (among the consumer's active partitions). Faust's
+    ``resume_partitions`` and ``resume_flow`` stand in for the consumer's own when given."""
+    consumer = app.consumer
+    texts = TP(next(iter(app.batch_topics)), 0)
+    changelog = TP(next(iter(app.tables.changelog_topics)), 0)
+    consumer.assignment = lambda: {texts, changelog}  # what the group gave this worker
+    if resume_partitions is not None:
+        consumer.resume_partitions = functools.partial(resume_partitions, consumer)
+    if resume_flow is not None:
+        consumer.resume_flow = functools.partial(resume_flow, consumer)
+    steps = []
+
+    def fetchable() -> bool:
+        return texts in consumer._get_active_partitions()
+
+    async def seek() -> None:  # no broker here: the seek itself is aiokafka's
+        steps.append(("seek", fetchable()))
+
+    clear_queues = app.flow_control.resume  # Faust clears every stream queue when it resumes the flow control
+
+    def clear() -> None:
+        steps.append(("clear queues", fetchable()))
+        clear_queues()
+
+    async def fetcher_running() -> None:
+        pass
+
+    consumer.perform_seek, app.flow_control.resume, app._fetcher.maybe_start = seek, clear, fetcher_running
+    app.on_rebalance_start()
+    await app.tables.recovery._resume_streams(generation_id=app.consumer_generation_id)
+    return [*steps, ("flow resumed", fetchable())]
+
+
+async def test_faust_still_resumes_input_partitions_before_it_seeks_them_and_clears_the_queues(tmp_path):
+    """Changes 2 and 3 (faust-streaming issue #596): at the end of a recovery Faust makes the input partitions
+    fetchable, then seeks them, then clears the stream queues: its fetcher runs throughout, so records fetched in
+    between are dropped by the clearing with the consumer's position already past them."""
+    steps = await end_of_recovery(
+        _app(tmp_path),
+        resume_partitions=faust_aiokafka.Consumer.resume_partitions,
+        resume_flow=faust_aiokafka.Consumer.resume_flow,
+    )
+    assert steps == [("seek", True), ("clear queues", True), ("flow resumed", True)]
+
+
+async def test_aiokafka_still_leaves_a_partition_without_a_commit_where_it_is():
+    """Change 3: ``seek_to_committed`` seeks only the partitions that have a committed offset; one without (a new
+    group, a worker killed before its first commit) stays wherever the consumer had read it to."""
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", group_id="g", enable_auto_commit=False)
+    never, committed_at_5 = TopicPartition("emotion.texts", 0), TopicPartition("emotion.texts", 1)
+    consumer._subscription.assign_from_user({never, committed_at_5})
+    committed = {never: None, committed_at_5: 5}
+    seeks = []
+
+    class Fetcher:  # where the seek lands; no broker here
+        def seek_to(self, tp, offset):
+            seeks.append((tp, offset))
+
+    async def committed_offset(tp):  # what the group coordinator answers
+        return committed[tp]
+
+    consumer.committed, consumer._fetcher, consumer._closed = committed_offset, Fetcher(), True
+    assert await AIOKafkaConsumer.seek_to_committed(consumer, never, committed_at_5) == committed
+    assert seeks == [(committed_at_5, 5)]
 
 
 async def test_faust_still_hands_its_live_partition_set_to_the_fetcher(tmp_path):
