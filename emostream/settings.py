@@ -90,7 +90,8 @@ class Settings:
     )
     stall_timeout: float = _env(
         "Seconds the worker may sit idle while an input partition's committed offset is below its end before it "
-        "reads that partition again from the committed offset (a guard against records a rebalance left behind).",
+        "reads that partition again from the committed offset, and fetches it again if it had dropped out of the "
+        "fetch (a guard against records or partitions a rebalance left behind).",
         default=30.0,
     )
     # --- Kafka security (every client: the worker, the trainer, produce, tail, announcements) ----------------------

@@ -198,6 +198,22 @@ class Consumer(faust_aiokafka.Consumer):
         """The offsets this worker last committed (or found committed) for ``tps``; None where there is none."""
         return {tp: self._committed_offset.get(tp) for tp in tps}
 
+    def fetch_again(self, tps: Iterable[TP]) -> list[TP]:
+        """The stall guard's second answer: those of ``tps`` that are assigned but out of the set of partitions the
+        fetcher reads (paused, held back or marked full) while the flow is on are put back in it; returns them. A seek
+        cannot help a partition that is never fetched (faust-streaming issue #629 describes partitions that never fetch
+        again after a rebalance; change 5 closed the one such hole we found). Harmless where nothing is wrong: a
+        partition marked full is read again and its queue may run over its bound once."""
+        if not self.flow_active:
+            return []
+        assigned, active = self.assignment(), self._get_active_partitions()
+        unread = [tp for tp in tps if tp in assigned and tp not in active]
+        if unread:
+            self._held_back.difference_update(unread)
+            self._buffered_partitions.difference_update(unread)
+            super().resume_partitions(unread)  # Faust's own: into the fetch set, out of the paused set
+        return unread
+
     def flow_state(self, tps: Iterable[TP]) -> dict[str, Any]:
         """For a log line about ``tps``: the offset Faust last handed to the streams (records below it are dropped as
         already read), and which of them are paused or held back, and whether the flow is on."""

@@ -5,7 +5,8 @@ Faust's recovery could drop records between resuming a partition and clearing th
 still in flight (``stream.kafka.consumer`` makes sure of that), such a loss leaves a mark: the committed offset of the
 partition stops below its end while the worker sits idle. The guard looks for exactly that, and answers by seeking
 the input partitions back to their committed offsets: everything after the last commit is read again (duplicates,
-never loss).
+never loss). A partition that is assigned but no longer fetched at all (left paused or held back by a rebalance) is
+put back in the fetch set as well, since a seek alone would not move it.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ def watch_input(app: faust.App, guard: StallGuard, topics: set[str]) -> None:
         )
         for tp in stalled:
             await consumer.seek(tp, committed[tp] or 0)
+        resumed = consumer.fetch_again(stalled)
+        if resumed:
+            log.warning(
+                "stalled input partitions were not being fetched: fetching them again",
+                partitions=[f"{tp.topic}:{tp.partition}" for tp in resumed],
+            )
 
 
 def _of(topic: str, offsets: Mapping[TP, Any]) -> dict[TP, Any]:

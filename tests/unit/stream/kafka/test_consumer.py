@@ -122,3 +122,27 @@ async def test_input_partitions_never_committed_go_back_to_the_beginning(tmp_pat
     assert app.conf.consumer_auto_offset_reset == "earliest"
     assert await thread.seek_to_committed() == committed
     assert to_beginning == [TP(texts, 0)]
+
+
+async def test_the_stall_guard_fetches_again_an_assigned_partition_left_out_of_the_fetch_set(tmp_path):
+    """A partition that is assigned but neither fetched nor about to be (left paused, or held back with no flow
+    resumption to follow) is put back in the fetch set; others, and anything while a rebalance stopped the flow, are
+    left alone."""
+    from faust.types import TP
+
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    consumer = app.consumer
+    texts = next(iter(app.batch_topics))
+    fetched, paused, held_back, elsewhere = (TP(texts, partition) for partition in range(4))
+    consumer.assignment = lambda: {fetched, paused, held_back}
+    consumer._set_active_tps({fetched, paused, held_back})
+    consumer.pause_partitions({paused, held_back})
+    consumer.resume_partitions({held_back})  # an input partition resumed in a recovery waits for the flow to resume
+    assert held_back not in consumer._get_active_partitions()
+
+    consumer.stop_flow()  # a rebalance: the guard does not act then
+    assert consumer.fetch_again([fetched, paused, held_back, elsewhere]) == []
+    consumer.flow_active = True  # as after a resumption that did not put the two back
+    assert sorted(consumer.fetch_again([fetched, paused, held_back, elsewhere])) == [paused, held_back]
+    assert consumer._get_active_partitions() == {fetched, paused, held_back}
+    assert not consumer._paused_partitions and not consumer.flow_state([held_back])["held_back"]
