@@ -4,12 +4,16 @@ This is how the ``full`` recipe in ``models/finetuning.py`` was chosen (figures 
 named overrides of a recipe; every run uses the same seed, data and base model, so the table compares like with like.
 
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full,full-cw [--save-best DIR]
+    python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full --seeds 1,2,3
+
+With several seeds, each candidate also gets a summary line: the mean and the spread (min, max) of its test scores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--multi-label", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-train", type=int, help="train on a seeded sample of at most N texts (smoke runs)")
+    parser.add_argument("--seeds", default="42", help="comma-separated seeds; each candidate is trained once per seed")
     parser.add_argument("--save-best", help="export the best candidate (validation macro-F1) as a run folder here")
     args = parser.parse_args()
 
@@ -50,41 +55,64 @@ def main() -> None:
     base = args.base or Settings.from_env().base_model
     splits = load_splits(args.data, multi_label=args.multi_label or None)
     best = None
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     for name in args.candidates.split(","):
         recipe, overrides = CANDIDATES[name]
-        config = TrainingConfig.from_recipe(
-            recipe,
-            base,
-            device=args.device,
-            progress=False,
-            multi_label=args.multi_label or None,
-            max_train=args.max_train,
-            **overrides,
-        )
-        started = time.perf_counter()
-        result = FineTuner(config, splits).train()
-        test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
-        row = {
-            "candidate": name,
-            "recipe": recipe,
-            "overrides": overrides,
-            "device": str(result.classifier.device),
-            "validation_accuracy": round(result.validation["accuracy"], 4),
-            "validation_macro_f1": round(result.validation["macro_f1"], 4),
-            "test_accuracy": round(test["accuracy"], 4) if test else None,
-            "test_macro_f1": round(test["macro_f1"], 4) if test else None,
-            "best_epoch": result.best_epoch,
-            "train_seconds": round(result.train_seconds, 1),
-            "examples_per_second": round(result.examples_per_second, 1),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "int8": result.int8,
-        }
-        print(json.dumps(row), flush=True)
-        if best is None or result.validation["macro_f1"] > best[0].validation["macro_f1"]:
-            best = (result, test)
+        rows = []
+        for seed in seeds:
+            config = TrainingConfig.from_recipe(
+                recipe,
+                base,
+                device=args.device,
+                progress=False,
+                multi_label=args.multi_label or None,
+                max_train=args.max_train,
+                seed=seed,
+                **overrides,
+            )
+            started = time.perf_counter()
+            result = FineTuner(config, splits).train()
+            test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
+            row = {
+                "candidate": name,
+                "recipe": recipe,
+                "overrides": overrides,
+                "seed": seed,
+                "device": str(result.classifier.device),
+                "validation_accuracy": round(result.validation["accuracy"], 4),
+                "validation_macro_f1": round(result.validation["macro_f1"], 4),
+                "test_accuracy": round(test["accuracy"], 4) if test else None,
+                "test_macro_f1": round(test["macro_f1"], 4) if test else None,
+                "test_ece": test.get("ece") if test else None,
+                "best_epoch": result.best_epoch,
+                "train_seconds": round(result.train_seconds, 1),
+                "examples_per_second": round(result.examples_per_second, 1),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "int8": result.int8,
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if best is None or result.validation["macro_f1"] > best[0].validation["macro_f1"]:
+                best = (result, test)
+        if len(rows) > 1:
+            print(json.dumps({"candidate": name, "seeds": seeds, **spread(rows)}), flush=True)
     if args.save_best and best is not None:
         out = export_run(best[0], args.save_best, data_source=args.data, test_metrics=best[1])
         print(json.dumps({"saved_best": str(out), "recipe": best[0].config.hyperparameters()}), flush=True)
+
+
+def spread(rows: list[dict]) -> dict:
+    """Mean, min and max over seeds of each test score the rows have."""
+    summary = {}
+    for key in ("test_accuracy", "test_macro_f1", "test_ece"):
+        values = [row[key] for row in rows if row[key] is not None]
+        if values:
+            summary[key] = {
+                "mean": round(statistics.fmean(values), 4),
+                "min": min(values),
+                "max": max(values),
+            }
+    return summary
 
 
 if __name__ == "__main__":
