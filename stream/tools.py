@@ -24,6 +24,11 @@ async def produce_file(broker: str | KafkaConnection, topic: str, path: Path, ra
     return await send_values(broker, topic, values, rate)
 
 
+# Deliveries are checked (and the finished ones forgotten) once per this many records, not per record: a scan per record
+# would go over every pending future each time while the broker lags behind the sender.
+_CHECK_EVERY = 1_000
+
+
 class NotDelivered(RuntimeError):
     """Records were handed to the producer but the broker never acknowledged them (aiokafka's ``flush`` does not
     raise: each record's failure is only in its own delivery future)."""
@@ -52,7 +57,7 @@ async def send_values(
         for value in values:
             pending.append((sent, await producer.send(topic, value)))
             sent += 1
-            if len(pending) >= _CHECK_EVERY:
+            if sent % _CHECK_EVERY == 0:
                 pending = _undelivered(topic, pending, sent)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
@@ -63,9 +68,6 @@ async def send_values(
     finally:
         await producer.stop()
     return sent
-
-
-_CHECK_EVERY = 1_000  # deliveries checked (and forgotten) in rounds: a long replay keeps no future per record
 
 
 def _undelivered(topic: str, pending: list[tuple[int, asyncio.Future]], sent: int) -> list[tuple[int, asyncio.Future]]:
