@@ -1,5 +1,10 @@
 """Integration fixtures: the real Tansu broker on a free loopback port, a really fine-tuned tiny model in a registry,
-and worker processes (``python -m emostream worker``) with a unique app id, consumer group and topic set per test."""
+and worker processes (``python -m emostream worker``) with a unique app id, consumer group and topic set per test.
+
+The tests are coroutines run by pytest-asyncio (one event loop per test, configured in pyproject.toml): they await the
+Kafka clients directly. Calls that block while another process gets somewhere (a worker's start-up, the CLI, which
+runs an event loop of its own) go through ``asyncio.to_thread``, so that what the test started beside them (a
+background sender, the browser's connection) goes on meanwhile."""
 
 from __future__ import annotations
 
@@ -87,35 +92,42 @@ class StreamEnv:
         """How this stream's clients connect: the broker, and the ``EMOSTREAM_KAFKA_*`` settings in ``extra``."""
         return KafkaConnection.of(Settings.from_env({"EMOSTREAM_BROKER_URL": self.broker.url, **self.extra}))
 
-    def start_worker(self, log_dir: Path) -> WorkerProcess:
-        worker = WorkerProcess.start(self.env(free_port()), log_dir / f"worker-{len(self.workers)}.log")
-        # Wait until the worker holds input and internal partitions, as `emostream demo` does: events sent during the
-        # start-up rebalance were once seen to stall (see docs/notes.md).
-        worker.wait_assigned(self.topic("texts"))
-        worker.wait_assigned(f"{self.app_id}-aggregation-input")
+    async def start_worker(self, log_dir: Path) -> WorkerProcess:
+        """Start a worker and wait, in a thread, until it holds its partitions."""
+        worker = await asyncio.to_thread(self._start_worker, log_dir / f"worker-{len(self.workers)}.log")
         self.workers.append(worker)
         return worker
 
-    def create_topics(self) -> None:
-        async def create():
-            admin = AIOKafkaAdminClient(**client_options(self.connection()))
-            await admin.start()
-            try:
-                await admin.create_topics([NewTopic(self.topic("texts"), PARTITIONS, 1)])
-            finally:
-                await admin.close()
+    def _start_worker(self, log_path: Path) -> WorkerProcess:
+        worker = WorkerProcess.start(self.env(free_port()), log_path)
+        # Wait until the worker holds input and internal partitions, as `emostream demo` does: events sent during the
+        # start-up rebalance were once seen to stall (see docs/notes.md).
+        try:
+            worker.wait_assigned(self.topic("texts"))
+            worker.wait_assigned(f"{self.app_id}-aggregation-input")
+        except BaseException:
+            worker.stop()  # not yet in ``workers``, which the fixture stops
+            raise
+        return worker
 
-        asyncio.run(create())
+    async def create_topics(self) -> None:
+        admin = AIOKafkaAdminClient(**client_options(self.connection()))
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(self.topic("texts"), PARTITIONS, 1)])
+        finally:
+            await admin.close()
 
 
 @pytest.fixture
-def stream_env_factory(broker, tmp_path_factory):
-    """Make a StreamEnv (own topics and group) over a given registry; its workers are stopped after the test."""
+async def stream_env_factory(broker, tmp_path_factory):
+    """Make a StreamEnv (own topics and group) over a given registry (``await make(dir)``); its workers are stopped
+    after the test."""
     made = []
 
-    def make(registry_dir: Path) -> StreamEnv:
+    async def make(registry_dir: Path) -> StreamEnv:
         env = StreamEnv(broker, registry_dir, tmp_path_factory.mktemp("worker-state"))
-        env.create_topics()
+        await env.create_topics()
         made.append(env)
         return env
 
@@ -126,6 +138,6 @@ def stream_env_factory(broker, tmp_path_factory):
 
 
 @pytest.fixture
-def stream_env(stream_env_factory, served_registry):
+async def stream_env(stream_env_factory, served_registry):
     """A StreamEnv over the shared, session-wide registry (tests that promote use their own copy)."""
-    return stream_env_factory(served_registry.root)
+    return await stream_env_factory(served_registry.root)

@@ -9,7 +9,6 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -19,18 +18,12 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.process import DashboardProcess
 from stream.tools import collect_records, send_values
 
+from .streams import emotion_texts
 from .test_windows import FAST_WINDOWS
-from .test_worker import emotion_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> so happy today'
-
-
-def in_thread(function, *args, **kwargs):
-    """Run an asyncio helper beside Playwright's own event loop (which owns this thread)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(function(*args, **kwargs))).result()
 
 
 def artifacts_dir(tmp_path: Path) -> Path:
@@ -40,40 +33,42 @@ def artifacts_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
+async def browser():
+    from playwright.async_api import async_playwright
 
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("the dashboard test needs Debian's chromium (`make test` installs it: make system-deps)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium)
         yield launched
-        launched.close()
+        await launched.close()
 
 
-def wait_for_status(page, state: str, timeout_s: float = 120) -> None:
-    page.wait_for_function(
+async def wait_for_status(page, state: str, timeout_s: float = 120) -> None:
+    await page.wait_for_function(
         "s => document.getElementById('status').dataset.state === s", arg=state, timeout=timeout_s * 1000
     )
 
 
-def dom_totals(page, source: str) -> dict[str, int]:
-    return page.eval_on_selector_all(
+async def dom_totals(page, source: str) -> dict[str, int]:
+    return await page.eval_on_selector_all(
         f'table.totals[data-source="{source}"] tbody tr',
         "rows => Object.fromEntries(rows.map(r => [r.dataset.label, Number(r.querySelector('td.count').textContent)]))",
     )
 
 
-def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, datasets_dir, tmp_path):
+async def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, datasets_dir, tmp_path):
     env = stream_env
     env.extra.update(FAST_WINDOWS)  # short windows: they close within seconds
-    worker = env.start_worker(tmp_path)  # creates every topic, so the dashboard reads them from the start
-    dashboard = DashboardProcess.start(env.env(free_port()), free_port(), tmp_path / "dashboard.log")
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    worker = await env.start_worker(tmp_path)  # creates every topic, so the dashboard reads them from the start
+    dashboard = await asyncio.to_thread(
+        DashboardProcess.start, env.env(free_port()), free_port(), tmp_path / "dashboard.log"
+    )
+    page = await browser.new_page(viewport={"width": 1440, "height": 900})
     try:
-        page.goto(dashboard.url)
-        wait_for_status(page, "live")
+        await page.goto(dashboard.url)
+        await wait_for_status(page, "live")
 
         now_ms = int(time.time() * 1000)
         events = [
@@ -82,13 +77,13 @@ def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, dataset
         ]
         events.append({"id": "hostile-0", "text": HOSTILE, "source": "chat", "ts": now_ms})
         invalid = [b"{broken", b"[1, 2]"]
-        in_thread(send_values, env.broker.url, env.topic("texts"), [orjson.dumps(e) for e in events] + invalid)
+        await send_values(env.broker.url, env.topic("texts"), [orjson.dumps(e) for e in events] + invalid)
 
         # Ground truth: what the worker published, read by the test itself.
         ids = {e["id"] for e in events}
         deadline = time.monotonic() + 240
         while True:
-            records = in_thread(collect_records, env.broker.url, env.topic("labelled"), timeout=3.0)
+            records = await collect_records(env.broker.url, env.topic("labelled"), timeout=3.0)
             labelled = {r["id"]: r for r in (orjson.loads(v) for _, v, _ in records)}
             if set(labelled) >= ids:
                 break
@@ -97,11 +92,11 @@ def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, dataset
         for record in labelled.values():
             expected[record["source"]][record["label"]] += 1
             expected["*"][record["label"]] += 1
-        letters = in_thread(collect_records, env.broker.url, env.topic("dlq"), expected=2, timeout=120)
+        letters = await collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=120)
         expected_reasons = Counter(orjson.loads(v)["error"] for _, v, _ in letters)
 
         # The charts' tables reach the same counts once the windows have closed.
-        page.wait_for_function(
+        await page.wait_for_function(
             """totals => Object.entries(totals).every(([source, n]) => {
                  const cells = document.querySelectorAll(`table.totals[data-source="${source}"] td.count`);
                  return [...cells].reduce((sum, cell) => sum + Number(cell.textContent), 0) === n; })""",
@@ -109,50 +104,50 @@ def test_the_dashboard_shows_what_the_worker_labels(stream_env, browser, dataset
             timeout=240_000,
         )
         for source, counts in expected.items():
-            assert dom_totals(page, source) == dict(counts), source
-        assert page.locator('article.source[data-source="forum"] svg rect').count() >= len(expected["forum"])
+            assert await dom_totals(page, source) == dict(counts), source
+        assert await page.locator('article.source[data-source="forum"] svg rect').count() >= len(expected["forum"])
 
         # Dead letters by reason, the serving model, the labelled count.
-        page.wait_for_function(
+        await page.wait_for_function(
             "n => document.getElementById('dead-total').textContent === String(n)", arg=2, timeout=120_000
         )
-        reasons = page.eval_on_selector_all(
+        reasons = await page.eval_on_selector_all(
             "#dead-reasons tbody tr",
             "rows => Object.fromEntries(rows.map(r => [r.dataset.reason, Number(r.querySelector('td').textContent)]))",
         )
         assert reasons == dict(expected_reasons)
-        assert page.text_content("#serving") == "v0001"
+        assert await page.text_content("#serving") == "v0001"
 
         # The feed: a text with markup in it is shown as text, and nothing in it runs. (The feed starts at the end of
         # the topics when the dashboard's consumer is first positioned: send hostile events until one is shown.)
         shown = None
         for attempt in range(1, 30):
-            if page.locator('li.event[data-id="hostile-0"]').count():
+            if await page.locator('li.event[data-id="hostile-0"]').count():
                 shown = "hostile-0"
                 break
             event = {"id": f"hostile-{attempt}", "text": HOSTILE, "source": "chat", "ts": int(time.time() * 1000)}
-            in_thread(send_values, env.broker.url, env.topic("texts"), [orjson.dumps(event)])
+            await send_values(env.broker.url, env.topic("texts"), [orjson.dumps(event)])
             try:
-                page.wait_for_selector(f'li.event[data-id="hostile-{attempt}"]', timeout=10_000)
+                await page.wait_for_selector(f'li.event[data-id="hostile-{attempt}"]', timeout=10_000)
                 shown = f"hostile-{attempt}"
                 break
             except Exception:  # Playwright's TimeoutError: try once more
                 continue
         assert shown, dashboard.log()
         item = page.locator(f'li.event[data-id="{shown}"]')
-        assert item.locator("p.text").text_content() == HOSTILE
-        assert item.locator("img, script").count() == 0
-        assert page.evaluate("window.__pwned") is None
+        assert await item.locator("p.text").text_content() == HOSTILE
+        assert await item.locator("img, script").count() == 0
+        assert await page.evaluate("window.__pwned") is None
 
-        page.screenshot(path=str(artifacts_dir(tmp_path) / "dashboard.png"), full_page=True)
+        await page.screenshot(path=str(artifacts_dir(tmp_path) / "dashboard.png"), full_page=True)
     finally:
-        page.close()
+        await page.close()
         dashboard.stop()
 
 
-def test_an_empty_stream_explains_itself_and_a_lost_broker_shows_and_heals(browser, tmp_path):
+async def test_an_empty_stream_explains_itself_and_a_lost_broker_shows_and_heals(browser, tmp_path):
     port = free_port()
-    broker = EmbeddedBroker(port).start()
+    broker = await asyncio.to_thread(EmbeddedBroker(port).start)
     prefix = f"dash-{port}"
     kinds = ("texts", "labelled", "aggregates", "dlq", "drift", "models")
     env = {
@@ -161,27 +156,27 @@ def test_an_empty_stream_explains_itself_and_a_lost_broker_shows_and_heals(brows
         "EMOSTREAM_LOG_FORMAT": "json",
         **{f"EMOSTREAM_TOPIC_{kind.upper()}": f"{prefix}.{kind}" for kind in kinds},
     }
-    dashboard = DashboardProcess.start(env, free_port(), tmp_path / "dashboard.log")
-    page = browser.new_page()
+    dashboard = await asyncio.to_thread(DashboardProcess.start, env, free_port(), tmp_path / "dashboard.log")
+    page = await browser.new_page()
     try:
-        page.goto(dashboard.url)
-        wait_for_status(page, "live")
-        assert page.locator("#empty").is_visible()
-        assert "Waiting for data" in page.text_content("#empty")
+        await page.goto(dashboard.url)
+        await wait_for_status(page, "live")
+        assert await page.locator("#empty").is_visible()
+        assert "Waiting for data" in await page.text_content("#empty")
 
-        broker.stop()
-        wait_for_status(page, "down")
-        assert "Disconnected from Kafka, retrying" in page.text_content("#status")
+        await asyncio.to_thread(broker.stop)
+        await wait_for_status(page, "down")
+        assert "Disconnected from Kafka, retrying" in await page.text_content("#status")
 
-        broker = EmbeddedBroker(port).start()  # memory storage: back, and empty
-        wait_for_status(page, "live")
+        broker = await asyncio.to_thread(EmbeddedBroker(port).start)  # memory storage: back, and empty
+        await wait_for_status(page, "live")
         letter = {"error": "invalid_json", "reason": "value is not JSON", "raw": "<script>window.__pwned=3</script>"}
-        in_thread(send_values, broker.url, f"{prefix}.dlq", [orjson.dumps(letter)])
-        page.wait_for_function("() => document.getElementById('dead-total').textContent === '1'", timeout=120_000)
-        assert "<script>window.__pwned=3</script>" in page.text_content("#dead-recent")
-        assert page.evaluate("window.__pwned") is None
-        assert not page.locator("#empty").is_visible()
+        await send_values(broker.url, f"{prefix}.dlq", [orjson.dumps(letter)])
+        await page.wait_for_function("() => document.getElementById('dead-total').textContent === '1'", timeout=120_000)
+        assert "<script>window.__pwned=3</script>" in await page.text_content("#dead-recent")
+        assert await page.evaluate("window.__pwned") is None
+        assert not await page.locator("#empty").is_visible()
     finally:
-        page.close()
+        await page.close()
         dashboard.stop()
         broker.stop()

@@ -3,7 +3,6 @@ with its reason, the worker still up, and its web view only where the settings p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -14,34 +13,25 @@ from collections import Counter
 import orjson
 import pytest
 
-from stream.tools import collect_records
-
 from .hostile_records import generate, send_records
+from .streams import collect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_a_seeded_mix_of_hostile_and_valid_records_loses_nothing(stream_env, datasets_dir, tmp_path):
-    worker = stream_env.start_worker(tmp_path)
+async def test_a_seeded_mix_of_hostile_and_valid_records_loses_nothing(stream_env, datasets_dir, tmp_path):
+    worker = await stream_env.start_worker(tmp_path)
     with open(datasets_dir / "emotion" / "test.jsonl", encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line in handle]
     records = generate(texts, valid=400, hostile=460, seed=13, now_ms=int(time.time() * 1000))
-    asyncio.run(send_records(stream_env.broker.url, stream_env.topic("texts"), records))
+    await send_records(stream_env.broker.url, stream_env.topic("texts"), records)
 
     wanted = Counter(r.label_id for r in records if r.label_id)
     hostile = [r for r in records if not r.label_id]
     deadline = time.monotonic() + 300
     while True:
-        labelled = [
-            orjson.loads(v)
-            for _, v, _ in asyncio.run(
-                collect_records(stream_env.broker.url, stream_env.topic("labelled"), timeout=3.0)
-            )
-        ]
-        dead = [
-            orjson.loads(v)
-            for _, v, _ in asyncio.run(collect_records(stream_env.broker.url, stream_env.topic("dlq"), timeout=3.0))
-        ]
+        labelled = await collect(stream_env, "labelled", timeout=3.0)
+        dead = await collect(stream_env, "dlq", timeout=3.0)
         if (len(labelled) >= sum(wanted.values()) and len(dead) >= len(hostile)) or time.monotonic() > deadline:
             break
     assert Counter(r["id"] for r in labelled) == wanted, worker.log()  # each valid record labelled exactly once

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import shutil
-import threading
 import time
 
 import orjson
@@ -19,8 +18,6 @@ from emostream.cli import cli
 from models import ModelRegistry
 from stream.announcements import announce
 from stream.tools import collect_records, send_values
-
-from .test_worker import in_background
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,52 +44,55 @@ def always_joy(registry: ModelRegistry, tmp_path) -> str:
 MAX_EVENTS = 20_000  # a bound on the steady stream, far beyond what a swap needs
 
 
-def labelled_records(env, expected, settle=0.0, timeout=120.0):
-    records = asyncio.run(
-        collect_records(env.broker.url, env.topic("labelled"), expected=expected, timeout=timeout, settle=settle)
+async def labelled_records(env, expected, settle=0.0, timeout=120.0):
+    records = await collect_records(
+        env.broker.url, env.topic("labelled"), expected=expected, timeout=timeout, settle=settle
     )
     return [orjson.loads(value) for _, value, _ in records]
 
 
-def labelled_until_all(env, ids, timeout=300.0):
+async def labelled_until_all(env, ids, timeout=300.0):
     """Every labelled record, read again until all of ``ids`` are among them."""
     deadline = time.monotonic() + timeout
     while True:
-        records = labelled_records(env, expected=None, timeout=3.0)
+        records = await labelled_records(env, expected=None, timeout=3.0)
         if {r["id"] for r in records} >= ids or time.monotonic() > deadline:
             return records
 
 
-def test_promote_swaps_the_model_between_batches_without_loss(stream_env_factory, own_registry, datasets_dir, tmp_path):
-    env = stream_env_factory(own_registry.root)
-    worker = env.start_worker(tmp_path)
+async def test_promote_swaps_the_model_between_batches_without_loss(
+    stream_env_factory, own_registry, datasets_dir, tmp_path
+):
+    env = await stream_env_factory(own_registry.root)
+    worker = await env.start_worker(tmp_path)
     new_version = always_joy(own_registry, tmp_path)
     with open(datasets_dir / "emotion" / "test.jsonl", encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line in handle]
     # A steady stream that goes on until records of the new version come back (however long the swap takes on a
     # loaded machine), not a fixed count at a fixed rate that a slow swap could outlast.
-    swapped = threading.Event()
+    swapped = asyncio.Event()
     values = (
         orjson.dumps({"id": f"e{i}", "text": texts[i % len(texts)]})
         for i in itertools.takewhile(lambda i: not swapped.is_set() and i < MAX_EVENTS, itertools.count())
     )
-    producer = in_background(lambda: asyncio.run(send_values(env.broker.url, env.topic("texts"), values, rate=40.0)))
+    producer = asyncio.create_task(send_values(env.broker.url, env.topic("texts"), values, rate=40.0))
     try:
-        labelled_records(env, expected=100)  # the stream is flowing
+        await labelled_records(env, expected=100)  # the stream is flowing
         variables = {k: v for k, v in env.env(worker.port).items() if k.startswith("EMOSTREAM_")}
-        promoted = CliRunner().invoke(cli, ["models", "promote", new_version], env=variables)
+        # In a thread: the CLI runs its own event loop, and the stream goes on meanwhile.
+        promoted = await asyncio.to_thread(CliRunner().invoke, cli, ["models", "promote", new_version], env=variables)
         assert promoted.exit_code == 0, promoted.output
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if any(r["model_version"] == new_version for r in labelled_records(env, expected=None, timeout=2.0)):
+            if any(r["model_version"] == new_version for r in await labelled_records(env, expected=None, timeout=2.0)):
                 break
         else:
             pytest.fail(f"no record of {new_version} within 300 s of the promotion:\n{worker.log()}")
     finally:
         swapped.set()
-        sent = producer.result()
+        sent = await producer
     expected_ids = {f"e{i}" for i in range(sent)}
-    labelled = labelled_until_all(env, expected_ids)
+    labelled = await labelled_until_all(env, expected_ids)
 
     ids = [r["id"] for r in labelled]
     assert sorted(ids) == sorted(expected_ids), "lost or duplicated events"
@@ -104,31 +104,31 @@ def test_promote_swaps_the_model_between_batches_without_loss(stream_env_factory
     assert worker.get("/stats")["labelled"] == len(ids)
 
 
-def test_a_version_that_fails_to_load_is_refused_and_the_old_one_keeps_serving(
+async def test_a_version_that_fails_to_load_is_refused_and_the_old_one_keeps_serving(
     stream_env_factory, own_registry, tmp_path
 ):
-    env = stream_env_factory(own_registry.root)
-    worker = env.start_worker(tmp_path)
-    wait_for_log(worker, "following model announcements")
+    env = await stream_env_factory(own_registry.root)
+    worker = await env.start_worker(tmp_path)
+    await wait_for_log(worker, "following model announcements")
     broken = own_registry.register(own_registry.resolve("current"))
     own_registry.promote(broken.version)
     weights = broken.path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated after promotion: the manifest check catches it
-    asyncio.run(announce(env.broker.url, env.topic("models"), broken))
-    wait_for_log(worker, "model swap failed")
-    asyncio.run(send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})]))
-    assert labelled_records(env, expected=1)[0]["model_version"] == "v0001"
+    await announce(env.broker.url, env.topic("models"), broken)
+    await wait_for_log(worker, "model swap failed")
+    await send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})])
+    assert (await labelled_records(env, expected=1))[0]["model_version"] == "v0001"
     assert worker.get("/stats")["model_version"] == "v0001"
 
 
-def test_the_announcement_topic_cannot_make_a_worker_load_anything_but_the_registry(
+async def test_the_announcement_topic_cannot_make_a_worker_load_anything_but_the_registry(
     stream_env_factory, own_registry, tmp_path
 ):
     """Anyone who can write to emotion.models: malformed records, unknown versions, names that walk out of the
     registry and a relabelled folder outside it are all logged and ignored, and the worker goes on serving."""
-    env = stream_env_factory(own_registry.root)
-    worker = env.start_worker(tmp_path)
-    wait_for_log(worker, "following model announcements")
+    env = await stream_env_factory(own_registry.root)
+    worker = await env.start_worker(tmp_path)
+    await wait_for_log(worker, "following model announcements")
     outside = tmp_path / "totally-legit"
     shutil.copytree(own_registry.resolve("current"), outside)
     config = json.loads((outside / "config.json").read_text())
@@ -146,18 +146,18 @@ def test_the_announcement_topic_cannot_make_a_worker_load_anything_but_the_regis
         orjson.dumps({"version": None}),
         orjson.dumps({"version": "v0099", "path": str(outside)}),  # a version name, not the registry's current one
     ]
-    asyncio.run(send_values(env.broker.url, env.topic("models"), hostile))
-    asyncio.run(send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})]))
-    record = labelled_records(env, expected=1)[0]
+    await send_values(env.broker.url, env.topic("models"), hostile)
+    await send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})])
+    record = (await labelled_records(env, expected=1))[0]
     assert record["model_version"] == "v0001" and not record["label"].startswith("PWNED")
-    wait_for_log(worker, "following the registry")  # the last hostile record was read, and ignored
+    await wait_for_log(worker, "following the registry")  # the last hostile record was read, and ignored
     assert worker.log(200_000).count("model announcement ignored") == len(hostile) - 1
     assert worker.process.poll() is None and worker.get("/stats")["model_version"] == "v0001"
 
 
-def wait_for_log(worker, text, timeout=120.0):
+async def wait_for_log(worker, text, timeout=120.0):
     deadline = time.monotonic() + timeout
     while text not in worker.log(200_000):
         if time.monotonic() > deadline:
             pytest.fail(f"{text!r} not logged within {timeout:.0f} s:\n{worker.log()}")
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)

@@ -40,57 +40,51 @@ def child_pids(pool: InferencePool) -> list[int]:
     return [pid for child in pool._children for pid in child.executor._processes]
 
 
-def test_the_processes_predict_what_the_classifier_predicts_here(served_registry, model_path, texts):
+async def test_the_processes_predict_what_the_classifier_predicts_here(served_registry, model_path, texts):
     settings = settings_for(served_registry)
     expected = load_classifier(model_path, settings).predict(texts)
 
-    async def predict_in_chunks() -> list:
-        pool = InferencePool(settings, processes=2)
-        try:
-            await pool.load(model_path)
-            chunks = [texts[i : i + 60] for i in range(0, len(texts), 60)]
-            results = await asyncio.gather(*(pool.predict(model_path, chunk) for chunk in chunks))
-            return [prediction for chunk in results for prediction in chunk]
-        finally:
-            pool.close()
-
-    got = asyncio.run(predict_in_chunks())
+    pool = InferencePool(settings, processes=2)
+    try:
+        await pool.load(model_path)
+        chunks = [texts[i : i + 60] for i in range(0, len(texts), 60)]
+        results = await asyncio.gather(*(pool.predict(model_path, chunk) for chunk in chunks))
+    finally:
+        pool.close()
+    got = [prediction for chunk in results for prediction in chunk]
     assert [p.label for p in got] == [p.label for p in expected]
     assert [p.score for p in got] == pytest.approx([p.score for p in expected], abs=1e-4)
 
 
-def test_a_killed_process_is_replaced_and_its_batch_retried(served_registry, model_path, texts):
-    async def kill_then_predict() -> tuple[list, list[int], list[int]]:
-        pool = InferencePool(settings_for(served_registry), processes=1)
-        try:
-            await pool.load(model_path)
-            before = await pool.predict(model_path, texts[:50])
-            killed = child_pids(pool)
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-            after = await pool.predict(model_path, texts[:50])
-            return [before, after], killed, child_pids(pool)
-        finally:
-            pool.close()
-
-    (before, after), killed, now = asyncio.run(kill_then_predict())
+async def test_a_killed_process_is_replaced_and_its_batch_retried(served_registry, model_path, texts):
+    pool = InferencePool(settings_for(served_registry), processes=1)
+    try:
+        await pool.load(model_path)
+        before = await pool.predict(model_path, texts[:50])
+        killed = child_pids(pool)
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        after = await pool.predict(model_path, texts[:50])
+        now = child_pids(pool)
+    finally:
+        pool.close()
     assert [p.label for p in after] == [p.label for p in before]
     assert killed and now and not set(killed) & set(now)
 
 
-def test_a_folder_that_fails_to_load_leaves_the_served_model_in_place(served_registry, model_path, texts, tmp_path):
-    async def load_broken() -> list:
-        pool = InferencePool(settings_for(served_registry), processes=2)
-        try:
-            await pool.load(model_path)
-            (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
-            with pytest.raises(Exception):  # noqa: B017 - whatever transformers raises for it
-                await pool.load(str(tmp_path), keep=model_path)
-            return await pool.predict(model_path, texts[:20])
-        finally:
-            pool.close()
-
-    assert len(asyncio.run(load_broken())) == 20
+async def test_a_folder_that_fails_to_load_leaves_the_served_model_in_place(
+    served_registry, model_path, texts, tmp_path
+):
+    pool = InferencePool(settings_for(served_registry), processes=2)
+    try:
+        await pool.load(model_path)
+        (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+        with pytest.raises(Exception):  # noqa: B017 - whatever transformers raises for it
+            await pool.load(str(tmp_path), keep=model_path)
+        predictions = await pool.predict(model_path, texts[:20])
+    finally:
+        pool.close()
+    assert len(predictions) == 20
 
 
 def test_the_processes_stop_when_their_worker_is_killed(served_registry, model_path):

@@ -35,35 +35,35 @@ def tls_broker(tmp_path_factory):
 
 
 @pytest.fixture
-def tls_env(tls_broker, served_registry, tmp_path):
+async def tls_env(tls_broker, served_registry, tmp_path):
     """A stream on the TLS broker over a copy of the served registry; its worker is stopped after the test."""
     shutil.copytree(served_registry.root, tmp_path / "registry")
     env = StreamEnv(tls_broker, tmp_path / "registry", tmp_path / "state", extra=tls_broker.client_env())
-    env.create_topics()
+    await env.create_topics()
     yield env
     for worker in env.workers:
         worker.stop()
 
 
-def run_cli(env: StreamEnv, *args: str, **overrides: str):
+async def run_cli(env: StreamEnv, *args: str):
+    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
     variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-    variables.update(overrides)
-    return CliRunner().invoke(cli, list(args), env=variables, catch_exceptions=False)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)
 
 
-def test_worker_produce_tail_trainer_and_announcements_work_over_mutual_tls(tls_env, tmp_path):
+async def test_worker_produce_tail_trainer_and_announcements_work_over_mutual_tls(tls_env, tmp_path):
     env = tls_env
-    worker = env.start_worker(tmp_path)
+    worker = await env.start_worker(tmp_path)
 
     events = tmp_path / "events.jsonl"
     events.write_bytes(
         b"".join(orjson.dumps({"id": f"e{i}", "text": f"what a day number {i}"}) + b"\n" for i in range(20))
     )
-    produced = run_cli(env, "produce", "--file", str(events))
+    produced = await run_cli(env, "produce", "--file", str(events))
     assert produced.exit_code == 0, produced.output
     assert json.loads(produced.stdout) == {"sent": 20, "topic": env.topic("texts")}
 
-    tailed = run_cli(env, "tail", "labelled", "--from-beginning", "--limit", "20", "--idle-timeout", "240")
+    tailed = await run_cli(env, "tail", "labelled", "--from-beginning", "--limit", "20", "--idle-timeout", "240")
     assert tailed.exit_code == 0, tailed.output
     labelled = [json.loads(line) for line in tailed.stdout.splitlines()]
     assert sorted(record["id"] for record in labelled) == sorted(f"e{i}" for i in range(20)), worker.log()
@@ -72,20 +72,20 @@ def test_worker_produce_tail_trainer_and_announcements_work_over_mutual_tls(tls_
     # swaps it in.
     registry = ModelRegistry(env.registry_dir)
     new = registry.register(registry.resolve("current")).version
-    promoted = run_cli(env, "models", "promote", new)
+    promoted = await run_cli(env, "models", "promote", new)
     assert promoted.exit_code == 0, promoted.output
     deadline = time.monotonic() + 240
     while worker.get("/stats")["model_version"] != new:
         assert time.monotonic() < deadline, worker.log()
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
 
     # The trainer reads feedback and dead-letters an invalid record over TLS (too little feedback for a cycle).
     feedback = [orjson.dumps({"id": "f1", "text": "so glad", "label": "joy"}), b"{not json"]
-    asyncio.run(send_values(env.connection(), env.topic("feedback"), feedback))
-    once = run_cli(env, "trainer", "--once")
+    await send_values(env.connection(), env.topic("feedback"), feedback)
+    once = await run_cli(env, "trainer", "--once")
     assert once.exit_code == 0, once.output
     assert json.loads(once.stdout.splitlines()[-1]) == {"ran": False, "reason": "waiting for at least 20 examples"}
-    letters = asyncio.run(collect_records(env.connection(), env.topic("dlq"), expected=1, timeout=60))
+    letters = await collect_records(env.connection(), env.topic("dlq"), expected=1, timeout=60)
     assert [orjson.loads(value)["topic"] for _, value, _ in letters] == [env.topic("feedback")]
 
 

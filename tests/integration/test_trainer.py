@@ -51,11 +51,11 @@ def small_base(tmp_path, datasets_dir):
 
 
 @pytest.fixture
-def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, tmp_path):
+async def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, tmp_path):
     """A registry copy, topics, and the feedback (with a new label and two invalid records) already on the topic."""
     shutil.copytree(served_registry.root, tmp_path / "registry")
     registry = ModelRegistry(tmp_path / "registry")
-    env = stream_env_factory(registry.root)
+    env = await stream_env_factory(registry.root)
     env.extra = {
         "EMOSTREAM_TOPIC_FEEDBACK": env.topic("feedback"),
         "EMOSTREAM_BASE_DATA": str(small_base),
@@ -64,7 +64,7 @@ def trainer_env(stream_env_factory, served_registry, datasets_dir, small_base, t
         "EMOSTREAM_DEVICE": "cpu",
     }
     values = [*feedback_records(datasets_dir), b"{broken", orjson.dumps({"text": "no label"})]
-    asyncio.run(send_values(env.broker.url, env.topic("feedback"), values))
+    await send_values(env.broker.url, env.topic("feedback"), values)
     return env, registry
 
 
@@ -94,15 +94,16 @@ def wait_for_metrics(port: int, trainer: subprocess.Popen, done, seconds: float 
         time.sleep(0.5)
 
 
-def trainer_once(env):
+async def run_cli(env, *args: str):
+    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
     variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-    return CliRunner().invoke(cli, ["trainer", "--once"], env=variables, catch_exceptions=False)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)
 
 
-def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(trainer_env, tmp_path):
+async def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(trainer_env, tmp_path):
     env, registry = trainer_env
-    worker = env.start_worker(tmp_path)
-    result = trainer_once(env)
+    worker = await env.start_worker(tmp_path)
+    result = await run_cli(env, "trainer", "--once")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["ran"] and summary["version"] == "v0002" and summary["new_labels"] == ["disgust"]
@@ -120,30 +121,29 @@ def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedba
     assert gate["promoted"] == expected.promoted == summary["promoted"]
     assert registry.current_version() == ("v0002" if expected.promoted else "v0001")
     if not expected.promoted:  # an operator may still promote it; either way workers swap it in
-        variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-        assert CliRunner().invoke(cli, ["models", "promote", "v0002"], env=variables).exit_code == 0
+        assert (await run_cli(env, "models", "promote", "v0002")).exit_code == 0
     deadline = time.monotonic() + 180  # the swap loads the model in both inference processes
     while worker.get("/stats")["model_version"] != "v0002" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    asyncio.run(send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "x", "text": "so gross"})]))
-    labelled = asyncio.run(collect_records(env.broker.url, env.topic("labelled"), expected=1, timeout=180))
+        await asyncio.sleep(0.5)
+    await send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "x", "text": "so gross"})])
+    labelled = await collect_records(env.broker.url, env.topic("labelled"), expected=1, timeout=180)
     record = orjson.loads(labelled[0][1])
     assert record["model_version"] == "v0002" and "disgust" in record["scores"]  # the new label in the outputs
 
-    dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=60, settle=1.0))
+    dead = await collect_records(env.broker.url, env.topic("dlq"), expected=2, timeout=60, settle=1.0)
     assert sorted(orjson.loads(value)["error"] for _, value, _ in dead) == ["invalid_json", "invalid_label"]
-    again = trainer_once(env)
+    again = await run_cli(env, "trainer", "--once")
     assert again.exit_code == 0
     assert json.loads(again.stdout.strip().splitlines()[-1]) == {
         "ran": False,
         "reason": "nothing new since the last cycle",
     }
     assert [v.version for v in registry.versions()] == ["v0001", "v0002"]  # no new version on unchanged feedback
-    dead = asyncio.run(collect_records(env.broker.url, env.topic("dlq"), timeout=3))
+    dead = await collect_records(env.broker.url, env.topic("dlq"), timeout=3)
     assert len(dead) == 2  # dead-lettered once, not at every cycle
 
 
-def test_a_trainer_killed_mid_cycle_leaves_the_registry_and_serving_intact(trainer_env, tmp_path):
+async def test_a_trainer_killed_mid_cycle_leaves_the_registry_and_serving_intact(trainer_env, tmp_path):
     env, registry = trainer_env
     before = (registry.current_version(), [v.version for v in registry.versions()])
     log_path = tmp_path / "trainer.log"
@@ -159,12 +159,12 @@ def test_a_trainer_killed_mid_cycle_leaves_the_registry_and_serving_intact(train
     # machine's speed (the fine-tune alone takes seconds), where a fixed delay could outlast it on a fast machine.
     while b'"retraining"' not in log_path.read_bytes() and time.monotonic() < deadline:
         assert trainer.poll() is None, log_path.read_text()
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
     trainer.send_signal(signal.SIGKILL)
     trainer.wait()
     assert (registry.current_version(), [v.version for v in registry.versions()]) == before
     registry.verify(registry.current_version())  # what is served is whole
-    result = trainer_once(env)  # the next run cleans up and completes a cycle
+    result = await run_cli(env, "trainer", "--once")  # the next run cleans up and completes a cycle
     assert result.exit_code == 0 and json.loads(result.stdout.strip().splitlines()[-1])["version"] == "v0002"
     assert not list(registry.root.glob(".retrain-*"))
 
@@ -226,11 +226,11 @@ def test_the_trainer_runs_unattended_and_cycles_when_enough_feedback_arrived(tra
         trainer.wait(timeout=30)
 
 
-def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
+async def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
     stream_env_factory, served_registry, tmp_path
 ):
     shutil.copytree(served_registry.root, tmp_path / "registry")
-    env = stream_env_factory(tmp_path / "registry")
+    env = await stream_env_factory(tmp_path / "registry")
     port = free_port()
     # Otherwise the defaults: a fresh state is due at once.
     environment = {**env.env(6066), "EMOSTREAM_TRAINER_POLL": "0.5", "EMOSTREAM_TRAINER_PORT": str(port)}
@@ -241,12 +241,12 @@ def test_the_trainer_service_waits_for_enough_feedback_instead_of_exiting(
         )
     try:
         first = orjson.dumps({"id": "f1", "text": "what a lovely surprise", "label": "joy"})
-        asyncio.run(send_values(env.broker.url, env.topic("feedback"), [first]))
+        await send_values(env.broker.url, env.topic("feedback"), [first])
         deadline = time.monotonic() + 120
         while b"waiting for at least" not in log_path.read_bytes():
             assert trainer.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
         assert trainer.poll() is None  # still running, waiting for more
         assert [v.version for v in ModelRegistry(tmp_path / "registry").versions()] == ["v0001"]
         waiting = ("emostream_trainer_skipped_checks_total", (("reason", "too_little_feedback"),))

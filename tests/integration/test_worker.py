@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import urllib.request
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,78 +15,10 @@ from models import EmotionClassifier
 from stream.aggregation import WindowSpec
 from stream.kafka.connection import bootstrap_servers
 from stream.schemas import score_margin
-from stream.tools import collect_records, send_values
+
+from .streams import BASE_TS, collect, emotion_texts, event, labelled_until_all, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-BASE_TS = 1_790_000_000_000
-
-
-def emotion_texts(datasets_dir, n):
-    with open(datasets_dir / "emotion" / "test.jsonl", encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle][:n]
-
-
-def send(env, values, rate=None):
-    return asyncio.run(send_values(env.broker.url, env.topic("texts"), values, rate))
-
-
-def in_background(function, *args) -> Future:
-    """Call ``function(*args)`` in a thread; the future's ``result()`` waits and re-raises what it raised (a failed
-    send must fail the test, not print a traceback from a thread while the test waits for records never sent)."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(function, *args)
-    pool.shutdown(wait=False)  # takes nothing more; the call goes on
-    return future
-
-
-def where_in_input(env, ids: list[str]) -> dict[str, str]:
-    """Where each of ``ids`` is in the input topic (``partition:offset``), or ``"never sent"``: for a failure message,
-    what tells a lost send from a lost event."""
-
-    async def read() -> dict[str, str]:
-        consumer = AIOKafkaConsumer(
-            env.topic("texts"), bootstrap_servers=bootstrap_servers(env.broker.url), auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        found: dict[str, str] = {}
-        try:
-            while batch := await consumer.getmany(timeout_ms=3000):
-                for records in batch.values():
-                    for r in records:
-                        found[orjson.loads(r.value).get("id")] = f"{r.partition}:{r.offset}"
-        finally:
-            await consumer.stop()
-        return found
-
-    found = asyncio.run(read())
-    return {id_: found.get(id_, "never sent") for id_ in ids}
-
-
-def worker_logs(*workers, chars: int = 8000) -> str:
-    """The end of each worker's log less its per-window lines, for a failure message that shows what happened."""
-    parts = []
-    for n, worker in enumerate(workers):
-        lines = worker.log_path.read_text(errors="replace").splitlines()
-        kept = "\n".join(line for line in lines if '"window published"' not in line)
-        parts.append(f"--- worker {n} ({worker.log_path.name}) ---\n{kept[-chars:]}")
-    return "\n".join(parts)
-
-
-def collect(env, kind, expected=None, timeout=180.0, settle=0.0):
-    records = asyncio.run(
-        collect_records(env.broker.url, env.topic(kind), expected=expected, timeout=timeout, settle=settle)
-    )
-    return [orjson.loads(value) for _, value, _ in records]
-
-
-def labelled_until_all(env, ids, timeout=180.0):
-    """Every labelled record, read again until all of ``ids`` are among them (duplicates do not end the wait early)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = collect(env, "labelled", timeout=3.0)
-        if {r["id"] for r in records} >= ids or time.monotonic() > deadline:
-            return records
 
 
 def scrape(worker) -> dict[tuple[str, tuple], float]:
@@ -103,15 +32,11 @@ def scrape(worker) -> dict[tuple[str, tuple], float]:
         }
 
 
-def event(i, text, **extra):
-    return orjson.dumps({"id": f"e{i}", "text": text, **extra})
-
-
-def test_every_event_is_labelled_like_the_model_does(stream_env, served_registry, datasets_dir, tmp_path):
+async def test_every_event_is_labelled_like_the_model_does(stream_env, served_registry, datasets_dir, tmp_path):
     texts = emotion_texts(datasets_dir, 500)
-    worker = stream_env.start_worker(tmp_path)
-    send(stream_env, [event(i, text, source="test") for i, text in enumerate(texts)])
-    labelled = collect(stream_env, "labelled", expected=len(texts), settle=1.0)
+    worker = await stream_env.start_worker(tmp_path)
+    await send(stream_env, [event(i, text, source="test") for i, text in enumerate(texts)])
+    labelled = await collect(stream_env, "labelled", expected=len(texts), settle=1.0)
 
     by_id = {record["id"]: record for record in labelled}
     assert len(labelled) == len(by_id) == len(texts), worker.log()
@@ -128,28 +53,28 @@ def test_every_event_is_labelled_like_the_model_does(stream_env, served_registry
     # Uncertainty sampling: exactly the predictions whose top two scores are within the default 0.2 go to review.
     margins = {f"e{i}": score_margin(p.scores) for i, p in enumerate(expected)}
     wanted = {key for key, margin in margins.items() if margin < 0.2}
-    review = collect(stream_env, "review", expected=len(wanted), timeout=30, settle=1.0)
+    review = await collect(stream_env, "review", expected=len(wanted), timeout=30, settle=1.0)
     got = {r["id"] for r in review}
     assert all(abs(margins[key] - 0.2) < 1e-4 for key in got ^ wanted), sorted(got ^ wanted)
     assert all(r["text"] == texts[int(r["id"][1:])] and r["label"] == by_id[r["id"]]["label"] for r in review)
 
 
-def test_published_window_totals_equal_the_labelled_records_in_them(stream_env, tmp_path):
+async def test_published_window_totals_equal_the_labelled_records_in_them(stream_env, tmp_path):
     stream_env.extra = {
         "EMOSTREAM_TUMBLING_WINDOW": "10",
         "EMOSTREAM_HOPPING_WINDOW": "30",
         "EMOSTREAM_HOPPING_STEP": "10",
         "EMOSTREAM_WINDOW_GRACE": "1000",
     }
-    stream_env.start_worker(tmp_path)
+    await stream_env.start_worker(tmp_path)
     moods = ["what a wonderful day", "i am so angry right now", "this is scary", "i feel sad and lonely"]
     values = [event(i, moods[i % 4], source="ab"[i % 2], ts=BASE_TS + i * 500) for i in range(120)]
     closers = [event(1000 + j, "all good now", source=source, ts=BASE_TS + 2_000_000) for j, source in enumerate("ab")]
-    send(stream_env, values)
-    labelled = collect(stream_env, "labelled", expected=120)
+    await send(stream_env, values)
+    labelled = await collect(stream_env, "labelled", expected=120)
     # Sent only once the 120 are through: input partitions are consumed concurrently, so a closer sent with them
     # could overtake them and make them late.
-    send(stream_env, closers)  # 2000 s later: past every earlier window's end plus the 1000 s grace
+    await send(stream_env, closers)  # 2000 s later: past every earlier window's end plus the 1000 s grace
     assert len(labelled) == 120
 
     specs = [WindowSpec("tumbling", 10_000, 10_000), WindowSpec("hopping", 30_000, 10_000)]
@@ -160,7 +85,7 @@ def test_published_window_totals_equal_the_labelled_records_in_them(stream_env, 
         for start in spec.starts(r["ts"])
         for key in (r["source"], "*")
     }
-    windows = collect(stream_env, "aggregates", expected=len(expected_windows), settle=2.0)
+    windows = await collect(stream_env, "aggregates", expected=len(expected_windows), settle=2.0)
     assert {(w["window"], w["source"], w["window_start"]) for w in windows} == expected_windows
     for window in windows:
         inside = [
@@ -174,8 +99,8 @@ def test_published_window_totals_equal_the_labelled_records_in_them(stream_env, 
         assert set(window["counts"]) == labels and set(window["mean_score"]) == labels
 
 
-def test_bad_input_is_dead_lettered_and_good_events_around_it_are_labelled(stream_env, tmp_path):
-    stream_env.start_worker(tmp_path)
+async def test_bad_input_is_dead_lettered_and_good_events_around_it_are_labelled(stream_env, tmp_path):
+    await stream_env.start_worker(tmp_path)
     bad = {
         "invalid_utf8": b'\xff\xfe{"text": 1}',
         "invalid_json": b"{oops",
@@ -189,9 +114,9 @@ def test_bad_input_is_dead_lettered_and_good_events_around_it_are_labelled(strea
     for i, raw in enumerate(bad.values()):
         values += [event(f"good-{i}", "i am happy"), raw]
     values.append(event("good-last", "i am happy"))
-    send(stream_env, values)
-    labelled = collect(stream_env, "labelled", expected=len(bad) + 1)
-    dead = collect(stream_env, "dlq", expected=len(bad), settle=1.0)
+    await send(stream_env, values)
+    labelled = await collect(stream_env, "labelled", expected=len(bad) + 1)
+    dead = await collect(stream_env, "dlq", expected=len(bad), settle=1.0)
     expected_ids = sorted([f"egood-{i}" for i in range(len(bad))] + ["egood-last"])
     assert sorted(r["id"] for r in labelled) == expected_ids, stream_env.workers[0].log()
     assert sorted(r["error"] for r in dead) == sorted(bad)
@@ -223,21 +148,21 @@ def test_bad_input_is_dead_lettered_and_good_events_around_it_are_labelled(strea
     deadline = time.monotonic() + 60
     while any(input_lag()) or not input_lag():  # every input partition held, and committed to its end
         assert time.monotonic() < deadline, input_lag()
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
     assert worker.get("/health")["healthy"] and worker.get("/ready") == {"ready": True, "problems": []}
 
 
-def test_a_killed_worker_loses_nothing_and_its_state_comes_back(stream_env, datasets_dir, tmp_path):
+async def test_a_killed_worker_loses_nothing_and_its_state_comes_back(stream_env, datasets_dir, tmp_path):
     stream_env.extra = {"EMOSTREAM_TUMBLING_WINDOW": "3600", "EMOSTREAM_WINDOW_GRACE": "3600"}
     texts = emotion_texts(datasets_dir, 600)
-    first = stream_env.start_worker(tmp_path)
+    first = await stream_env.start_worker(tmp_path)
     values = [event(i, text, ts=BASE_TS) for i, text in enumerate(texts)]
-    producer = in_background(send, stream_env, values, 150.0)
-    collect(stream_env, "labelled", expected=60)  # mid-stream: some labelled, most not yet sent
+    producer = asyncio.create_task(send(stream_env, values, 150.0))  # awaited below: a failed send fails the test
+    await collect(stream_env, "labelled", expected=60)  # mid-stream: some labelled, most not yet sent
     first.kill()
-    second = stream_env.start_worker(tmp_path)
-    assert producer.result() == len(values)
-    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
+    second = await stream_env.start_worker(tmp_path)
+    assert await producer == len(values)
+    labelled = await labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
     ids = [r["id"] for r in labelled]
     assert set(ids) == {f"e{i}" for i in range(len(texts))}, second.log()
     duplicates = len(ids) - len(set(ids))
@@ -249,69 +174,66 @@ def test_a_killed_worker_loses_nothing_and_its_state_comes_back(stream_env, data
         totals = [w["total"] for w in views.get("*", {}).get("open_windows", []) if w["window"] == "tumbling"]
         if totals and totals[0] >= len(texts):
             break
-        time.sleep(1)
+        await asyncio.sleep(1)
     assert totals and totals[0] >= len(texts), views
 
 
-def test_a_worker_started_on_a_backlog_labels_all_of_it(stream_env, datasets_dir, tmp_path):
+async def test_a_worker_started_on_a_backlog_labels_all_of_it(stream_env, datasets_dir, tmp_path):
     # Events already in the topic when a new consumer group starts: Faust's recovery used to drop the records its
     # fetcher read while it resumed the partitions (docs/notes.md).
     texts = emotion_texts(datasets_dir, 600)
-    send(stream_env, [event(i, text) for i, text in enumerate(texts)])
-    worker = stream_env.start_worker(tmp_path)
-    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
+    await send(stream_env, [event(i, text) for i, text in enumerate(texts)])
+    worker = await stream_env.start_worker(tmp_path)
+    labelled = await labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
     assert {r["id"] for r in labelled} == {f"e{i}" for i in range(len(texts))}, worker.log()
 
 
-def test_two_workers_in_one_group_share_the_partitions(stream_env, datasets_dir, tmp_path):
-    workers = [stream_env.start_worker(tmp_path), stream_env.start_worker(tmp_path)]
+async def test_two_workers_in_one_group_share_the_partitions(stream_env, datasets_dir, tmp_path):
+    workers = [await stream_env.start_worker(tmp_path), await stream_env.start_worker(tmp_path)]
     texts_topic = stream_env.topic("texts")
     deadline = time.monotonic() + 180  # a rebalance with a 6 s session timeout; generous for a loaded machine
     while time.monotonic() < deadline:
         held = [[tp for tp in w.get("/stats")["assigned"] if tp.startswith(texts_topic + ":")] for w in workers]
         if all(held) and sum(map(len, held)) == 4:
             break
-        time.sleep(1)
+        await asyncio.sleep(1)
     every = sorted(f"{texts_topic}:{p}" for p in range(4))
     assert all(held) and sorted(tp for tps in held for tp in tps) == every, held
     texts = emotion_texts(datasets_dir, 400)
-    send(stream_env, [event(i, text) for i, text in enumerate(texts)])
+    await send(stream_env, [event(i, text) for i, text in enumerate(texts)])
     # Until every id is there: a count of records would stop early at a duplicate (delivery is at least once).
-    labelled = labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
+    labelled = await labelled_until_all(stream_env, {f"e{i}" for i in range(len(texts))})
     assert {r["id"] for r in labelled} == {f"e{i}" for i in range(len(texts))}
     counts = [w.get("/stats")["labelled"] for w in workers]
     assert all(counts) and sum(counts) >= len(texts), counts
 
 
-def test_a_worker_whose_output_topic_is_lost_says_so_and_creates_it_again(stream_env, tmp_path):
+async def test_a_worker_whose_output_topic_is_lost_says_so_and_creates_it_again(stream_env, tmp_path):
     # What a broker on memory storage does after a restart, or an operator's delete: records sent to a topic that is
     # gone are accepted and stored nowhere, so the worker has to notice. The dead-letter topic is the one deleted: the
     # worker has not written to it yet, so no client of the worker names it in a metadata request, which a broker that
     # auto-creates topics (Tansu; Kafka's default) answers by creating it again at once, too fast for the check to see
     # the gap (docs/notes.md).
-    worker = stream_env.start_worker(tmp_path)
-    send(stream_env, [event("before", "i am happy")])
-    assert collect(stream_env, "labelled", expected=1)[0]["id"] == "ebefore"
-
-    async def delete_dlq():
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(stream_env.broker.url))
-        await admin.start()
-        try:
-            await admin.delete_topics([stream_env.topic("dlq")])
-        finally:
-            await admin.close()
+    worker = await stream_env.start_worker(tmp_path)
+    await send(stream_env, [event("before", "i am happy")])
+    assert (await collect(stream_env, "labelled", expected=1))[0]["id"] == "ebefore"
 
     def reported_lost() -> list[str]:
         lines = [line for line in worker.log(1_000_000).splitlines() if "topics missing on the broker" in line]
         return [topic for line in lines for topic in orjson.loads(line)["topics"]]
 
     assert reported_lost() == []  # topics nothing had written to yet are created, not reported as lost
-    asyncio.run(delete_dlq())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(stream_env.broker.url))
+    await admin.start()
+    try:
+        await admin.delete_topics([stream_env.topic("dlq")])
+    finally:
+        await admin.close()
     deadline = time.monotonic() + 120
     while stream_env.topic("dlq") not in reported_lost():
         assert time.monotonic() < deadline, worker.log()
-        time.sleep(0.5)
-    send(stream_env, [b"{oops"])
-    dead = collect(stream_env, "dlq", expected=1, timeout=60)
+        await asyncio.sleep(0.5)
+    await send(stream_env, [b"{oops"])
+    dead = await collect(stream_env, "dlq", expected=1, timeout=60)
     assert [r["error"] for r in dead] == ["invalid_json"]
     assert worker.process.poll() is None
