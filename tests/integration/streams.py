@@ -4,12 +4,15 @@ what the workers logged."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from click.testing import CliRunner
 
+from emostream.cli import cli
 from stream.kafka.connection import bootstrap_servers
 from stream.tools import collect_records, send_values
 
@@ -71,3 +74,9 @@ def worker_logs(*workers, chars: int = 8000) -> str:
         kept = "\n".join(line for line in lines if '"window published"' not in line)
         parts.append(f"--- worker {n} ({worker.log_path.name}) ---\n{kept[-chars:]}")
     return "\n".join(parts)
+
+
+async def run_cli(env, *args: str):
+    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
+    variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)

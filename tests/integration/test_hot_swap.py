@@ -17,7 +17,9 @@ from safetensors.torch import load_file, save_file
 from emostream.cli import cli
 from models import ModelRegistry
 from stream.announcements import announce
-from stream.tools import collect_records, send_values
+from stream.tools import send_values
+
+from .streams import collect, labelled_until_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,22 +46,6 @@ def always_joy(registry: ModelRegistry, tmp_path) -> str:
 MAX_EVENTS = 20_000  # a bound on the steady stream, far beyond what a swap needs
 
 
-async def labelled_records(env, expected, settle=0.0, timeout=120.0):
-    records = await collect_records(
-        env.broker.url, env.topic("labelled"), expected=expected, timeout=timeout, settle=settle
-    )
-    return [orjson.loads(value) for _, value, _ in records]
-
-
-async def labelled_until_all(env, ids, timeout=300.0):
-    """Every labelled record, read again until all of ``ids`` are among them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = await labelled_records(env, expected=None, timeout=3.0)
-        if {r["id"] for r in records} >= ids or time.monotonic() > deadline:
-            return records
-
-
 async def test_promote_swaps_the_model_between_batches_without_loss(
     stream_env_factory, own_registry, datasets_dir, tmp_path
 ):
@@ -77,14 +63,14 @@ async def test_promote_swaps_the_model_between_batches_without_loss(
     )
     producer = asyncio.create_task(send_values(env.broker.url, env.topic("texts"), values, rate=40.0))
     try:
-        await labelled_records(env, expected=100)  # the stream is flowing
+        await collect(env, "labelled", expected=100, timeout=120)  # the stream is flowing
         variables = {k: v for k, v in env.env(worker.port).items() if k.startswith("EMOSTREAM_")}
         # In a thread: the CLI runs its own event loop, and the stream goes on meanwhile.
         promoted = await asyncio.to_thread(CliRunner().invoke, cli, ["models", "promote", new_version], env=variables)
         assert promoted.exit_code == 0, promoted.output
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if any(r["model_version"] == new_version for r in await labelled_records(env, expected=None, timeout=2.0)):
+            if any(r["model_version"] == new_version for r in await collect(env, "labelled", timeout=2.0)):
                 break
         else:
             pytest.fail(f"no record of {new_version} within 300 s of the promotion:\n{worker.log()}")
@@ -92,7 +78,7 @@ async def test_promote_swaps_the_model_between_batches_without_loss(
         swapped.set()
         sent = await producer
     expected_ids = {f"e{i}" for i in range(sent)}
-    labelled = await labelled_until_all(env, expected_ids)
+    labelled = await labelled_until_all(env, expected_ids, timeout=300)
 
     ids = [r["id"] for r in labelled]
     assert sorted(ids) == sorted(expected_ids), "lost or duplicated events"
@@ -117,7 +103,7 @@ async def test_a_version_that_fails_to_load_is_refused_and_the_old_one_keeps_ser
     await announce(env.broker.url, env.topic("models"), broken)
     await wait_for_log(worker, "model swap failed")
     await send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})])
-    assert (await labelled_records(env, expected=1))[0]["model_version"] == "v0001"
+    assert (await collect(env, "labelled", expected=1, timeout=120))[0]["model_version"] == "v0001"
     assert worker.get("/stats")["model_version"] == "v0001"
 
 
@@ -148,7 +134,7 @@ async def test_the_announcement_topic_cannot_make_a_worker_load_anything_but_the
     ]
     await send_values(env.broker.url, env.topic("models"), hostile)
     await send_values(env.broker.url, env.topic("texts"), [orjson.dumps({"id": "after", "text": "i am glad"})])
-    record = (await labelled_records(env, expected=1))[0]
+    record = (await collect(env, "labelled", expected=1, timeout=120))[0]
     assert record["model_version"] == "v0001" and not record["label"].startswith("PWNED")
     await wait_for_log(worker, "following the registry")  # the last hostile record was read, and ignored
     assert worker.log(200_000).count("model announcement ignored") == len(hostile) - 1

@@ -13,13 +13,12 @@ import time
 
 import orjson
 import pytest
-from click.testing import CliRunner
 
-from emostream.cli import cli
 from models import ModelRegistry
 from stream.tools import collect_records, send_values
 
 from .conftest import StreamEnv
+from .streams import run_cli
 from .tls import TlsBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,12 +42,6 @@ async def tls_env(tls_broker, served_registry, tmp_path):
     yield env
     for worker in env.workers:
         worker.stop()
-
-
-async def run_cli(env: StreamEnv, *args: str):
-    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
-    variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)
 
 
 async def test_worker_produce_tail_trainer_and_announcements_work_over_mutual_tls(tls_env, tmp_path):

@@ -15,14 +15,14 @@ import urllib.request
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from emostream.cli import cli
 from models import ModelRegistry
 from models.retraining_cycle import decide
 from stream.broker import free_port
 from stream.tools import collect_records, send_values
+
+from .streams import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -92,12 +92,6 @@ def wait_for_metrics(port: int, trainer: subprocess.Popen, done, seconds: float 
             return metrics
         assert time.monotonic() < deadline, metrics
         time.sleep(0.5)
-
-
-async def run_cli(env, *args: str):
-    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
-    variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)
 
 
 async def test_one_cycle_grows_the_labels_records_the_gate_and_dead_letters_bad_feedback(trainer_env, tmp_path):
