@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-from models.classifier import MULTI_LABEL, EmotionClassifier, Prediction, length_sorted_batches, pad_batch
+from models.classifier import (
+    MULTI_LABEL,
+    EmotionClassifier,
+    Prediction,
+    length_sorted_batches,
+    pad_batch,
+    truncating_encoder,
+)
 
 LABELS = ["sadness", "joy", "anger"]
 TEXTS = [
@@ -97,3 +104,18 @@ def test_length_sorted_batches_and_padding():
     assert [len(p) for p in uncut] == [16]
     input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_token_ids_are_the_tokenizers_own(make_tiny_bert, side):
+    """The backend path (``truncating_encoder``) gives the ids calling the tokenizer gives, truncated alike."""
+    model, tokenizer = tiny_model(make_tiny_bert)
+    tokenizer.truncation_side = side
+    classifier = EmotionClassifier(model, tokenizer, device="cpu", max_length=16)
+    texts = ["i feel fine", "word " * 300, "Émoji 😀 and ẞ", "  \u200b spaced\tout  ", "x", "a.b,c!d?" * 20]
+    expected = tokenizer(texts, truncation=True, max_length=16)["input_ids"]
+    assert truncating_encoder(tokenizer, 16) is not None  # the packaged tokenizer is a fast one
+    assert classifier.tokenize(texts) == expected
+    tokenizer(texts, truncation=True, max_length=64)  # changes the tokenizer's own backend, not the classifier's
+    assert classifier.tokenize(texts) == expected
+    assert max(len(ids) for ids in expected) == 16
