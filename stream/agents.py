@@ -15,6 +15,7 @@ that idle sources' windows close on time. It publishes windows, late events and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections import Counter
@@ -277,6 +278,9 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
     @app.task
     async def classify() -> None:
         await parts.server.ensure_loaded()
+        # What start-up built (Faust, aiokafka, the app) lives as long as the worker: kept out of the collector's way,
+        # each full collection walked all of it (65 ms, a dozen times a minute under load; docs/benchmarks.md).
+        gc.freeze()
         guard.progress(settings.topic_texts)  # watched from now: records that waited for the model were not stalled
         actors = [classify_batches(app, inputs, labeller, guard) for _ in range(settings.batches_in_flight)]
         await asyncio.gather(*actors)

@@ -13,6 +13,7 @@ kills its child twice fails, and the agent dead-letters it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import threading
@@ -63,13 +64,22 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _load(path: str, keep: str | None) -> ModelInfo:
-    for loaded in [p for p in _models if p not in (path, keep)]:
-        del _models[loaded]
+    stale = [p for p in _models if p not in (path, keep)]
+    if stale:
+        # Frozen objects (below) are never searched for reference cycles: thaw them, so that a dropped model held in
+        # one is freed too (a BERT is freed by reference counting alone; other architectures need not be).
+        gc.unfreeze()
+        for loaded in stale:
+            del _models[loaded]
+        gc.collect()
     if path not in _models:
         assert _settings is not None, "child not started"
         from models.classifier import load_classifier  # torch is imported in the children only
 
         _models[path] = load_classifier(path, _settings)
+    # torch, transformers and the model are objects that live as long as the model: kept out of the collector's way
+    # (each full collection walked them all, about 0.13 s, several times a minute under load; docs/benchmarks.md).
+    gc.freeze()
     classifier = _models[path]
     return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized)
 

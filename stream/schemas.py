@@ -142,6 +142,8 @@ def decode_text_object(
 
 def has_visible_text(text: str) -> bool:
     """Whether ``text`` has a character that shows (not a space, control, zero-width or other format character)."""
+    if text[:1].isalnum():  # most texts start with a letter or digit, which always shows: no per-character scan
+        return True
     return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text)
 
 

@@ -14,6 +14,7 @@ from stream.schemas import (
     InputLimits,
     LabelledEvent,
     TextEvent,
+    has_visible_text,
     parse_text_event,
     parse_timestamp,
     review_record,
@@ -164,3 +165,20 @@ def test_a_multi_label_record_lists_its_labels():
     event = TextEvent("a", "hi", "chat", 10)
     prediction = Prediction("joy", 0.9, {"joy": 0.9, "love": 0.7}, ("joy", "love"))
     assert LabelledEvent.of(event, prediction, "v0003", 20).to_record()["labels"] == ["joy", "love"]
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        ("i feel fine", True),
+        ("Überrascht", True),  # a letter outside ASCII
+        ("٣ days", True),  # a digit outside ASCII
+        ("\u200b\u200dhi", True),  # zero-width characters before the text
+        ("   😀", True),  # a symbol after spaces
+        ("\t\n \u00a0", False),
+        ("\u2060\ufeff\x07", False),
+        ("", False),
+    ],
+)
+def test_visible_text_is_what_shows(text, visible):
+    assert has_visible_text(text) is visible
