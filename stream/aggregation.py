@@ -25,6 +25,7 @@ Faust's own windowed tables are not used: they expire windows by wall-clock time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -74,6 +75,13 @@ class WindowCounts:
         self.counts[label] = self.counts.get(label, 0) + 1
         self.score_sums[label] = self.score_sums.get(label, 0.0) + score
         self.total += 1
+
+    def add_tally(self, tally: dict[str, list]) -> None:
+        """Count the events of ``tally`` (label -> ``[events, score sum]``) at once."""
+        for label, (events, score_sum) in tally.items():
+            self.counts[label] = self.counts.get(label, 0) + events
+            self.score_sums[label] = self.score_sums.get(label, 0.0) + score_sum
+            self.total += events
 
     def to_json(self, window: WindowId) -> dict[str, Any]:
         value = {"kind": window.kind, "start": window.start, "counts": self.counts, "score_sums": self.score_sums}
@@ -241,6 +249,8 @@ class WindowAggregator:
             (spec.kind, spec.step_ms, ((spec.size_ms - 1) // spec.step_ms) * spec.step_ms, spec.size_ms + grace_ms)
             for spec in specs
         ]
+        # Events in one span of ``_grain`` ms (the steps' greatest common divisor) join the same windows.
+        self._grain = math.gcd(*(spec.step_ms for spec in specs))
 
     def add_batch(
         self,
@@ -257,8 +267,7 @@ class WindowAggregator:
         watermark_before = state.watermark
         revised: set[WindowId] = set()
         missed: list[LateEvent] = []
-        for entry in entries:
-            self._count(state, key, entry, revised, missed)
+        self._count_all(state, key, entries, revised, missed)
         state.late += len(missed)
         if arrived_ms is not None and (state.arrived_at is None or arrived_ms > state.arrived_at):
             state.arrived_at = arrived_ms
@@ -324,6 +333,59 @@ class WindowAggregator:
                 emit = state.emitted_at + self.emit_every_ms
                 due = emit if due is None else min(due, emit)
         state.due_at = due
+
+    def _count_all(
+        self,
+        state: KeyState,
+        key: str,
+        entries: Iterable[Sequence[Any]],
+        revised: set[WindowId],
+        missed: list[LateEvent],
+    ) -> None:
+        """Count ``entries`` in order, as :meth:`_count` does one by one. Once every window an event's span of event
+        time joins is open, the span's later events are tallied per label and added to those windows once at the end:
+        a window is not closed while a batch is counted, so what goes into an open one does not depend on the order
+        (per event that was a tuple, a lookup and an add for each of its windows, 6 with the default windows)."""
+        grain = self._grain
+        open_spans: dict[int, list[WindowCounts]] = {}  # span -> the counts of every window it joins, all open
+        tallies: dict[int, dict[str, list]] = {}  # span -> label -> [events, score sum], not yet added
+        for entry in entries:
+            ts = entry[2]
+            span = ts // grain
+            tally = tallies.get(span)
+            if tally is None:
+                self._count(state, key, entry, revised, missed)
+                joined = self._open_counts(state, ts)
+                if joined is not None:
+                    open_spans[span] = joined
+                    tallies[span] = {}
+                continue
+            label = entry[0]
+            counted = tally.get(label)
+            if counted is None:
+                tally[label] = [1, entry[1]]
+            else:
+                counted[0] += 1
+                counted[1] += entry[1]
+            if ts > state.latest_ts:  # set by the span's first event
+                state.latest_ts = ts
+            if ts > state.watermark:
+                state.watermark = ts
+        for span, tally in tallies.items():
+            for counts in open_spans[span]:
+                counts.add_tally(tally)
+
+    def _open_counts(self, state: KeyState, ts: int) -> list[WindowCounts] | None:
+        """The counts of every window an event at ``ts`` joins, if all of them are open; else None."""
+        joined = []
+        for kind, step, back, _ in self._plans:
+            last = ts - ts % step
+            for start in range(last - back, last + 1, step):
+                counts = state.windows.get((kind, start))
+                if counts is None:
+                    return None
+                joined.append(counts)
+        return joined
 
     def _count(
         self, state: KeyState, key: str, entry: Sequence[Any], revised: set[WindowId], missed: list[LateEvent]
