@@ -220,6 +220,9 @@ def main() -> None:
             steady = [json.dumps({"id": f"lat-{i}", "text": texts[i % len(texts)]}).encode() for i in range(count)]
             sent_at, arrived = asyncio.run(_run_load(broker.url, env, steady, steady_rate, args.seconds + 120))
             latencies = np.array([arrived[k] - sent_at[k] for k in sent_at if k in arrived]) * 1000
+            # A random model hesitates on every text, so each event also makes a review record (a trained one: a few).
+            stats = [worker.get("/stats") for worker in workers]
+            review_share = sum(s["sent_for_review"] for s in stats) / max(1, sum(s["labelled"] for s in stats))
         finally:
             for worker in workers:
                 worker.stop()
@@ -243,6 +246,7 @@ def main() -> None:
         f"| steady load for latency | {steady_rate:.1f} events/s for {args.seconds:.0f} s ({len(latencies)} events) |"
     )
     print(f"| latency p50 / p99 | {p50:.0f} ms / {p99:.0f} ms |")
+    print(f"| review records per labelled event (`EMOSTREAM_REVIEW_MARGIN`, `_RATE`) | {review_share:.2f} |")
     per_10k = 10_000 / len(texts)
     stream_cpu, inference_cpu = worker_cpu
     print(f"| worker process CPU per 10,000 events | {stream_cpu * per_10k:.2f} s |")
