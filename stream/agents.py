@@ -42,6 +42,8 @@ from stream.topics import Topics
 
 log = structlog.get_logger(__name__)
 
+YOUNG_COLLECTION_EVERY = 10_000  # allocated containers per young collection (Python's default: 700)
+
 
 @dataclass
 class WorkerStats:
@@ -279,8 +281,11 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
     async def classify() -> None:
         await parts.server.ensure_loaded()
         # What start-up built (Faust, aiokafka, the app) lives as long as the worker: kept out of the collector's way,
-        # each full collection walked all of it (65 ms, a dozen times a minute under load; docs/benchmarks.md).
+        # each full collection walked all of it (65 ms, a dozen times a minute under load). And young collections less
+        # often: a micro-batch allocates some ten containers per event, nearly all freed by reference counting, and a
+        # collection every 700 of them was a sixth of the worker's CPU per event (docs/benchmarks.md).
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
         guard.progress(settings.topic_texts)  # watched from now: records that waited for the model were not stalled
         actors = [classify_batches(app, inputs, labeller, guard) for _ in range(settings.batches_in_flight)]
         await asyncio.gather(*actors)
