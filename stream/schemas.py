@@ -119,12 +119,13 @@ def decode_text_object(
             "record_too_large", f"the record has {len(raw)} bytes, more than the limit of {limits.max_record_bytes}"
         )
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return dead("invalid_utf8", f"value is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-    try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        # orjson refuses invalid UTF-8 as well: decoding only now (not every value) still says which it was, and where.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return dead("invalid_utf8", f"value is not valid UTF-8 ({bad.reason} at byte {bad.start})")
         return dead("invalid_json", f"value is not JSON ({exc})")
     if not isinstance(value, dict):
         return dead("not_an_object", f"value is a JSON {type(value).__name__}, not an object")

@@ -47,6 +47,11 @@ def test_full_event():
     [
         (None, "empty_record"),
         (b"\xff\xfe{", "invalid_utf8"),
+        # Invalid UTF-8 inside otherwise valid JSON: a surrogate, an overlong form, a cut sequence, a lone byte.
+        (b'{"text": "a\xed\xa0\x80"}', "invalid_utf8"),
+        (b'{"text": "a\xc0\xaf"}', "invalid_utf8"),
+        (b'{"text": "a\xe2\x82"}', "invalid_utf8"),
+        (b'{"text": "caf\xe9", "id": "x"}', "invalid_utf8"),
         (b"{not json", "invalid_json"),
         (b"[1, 2]", "not_an_object"),
         ({"source": "chat"}, "missing_text"),
