@@ -79,6 +79,7 @@ def test_review_picks_the_hesitant_predictions_at_the_sampling_rate():
         "c"
     ]
     assert review_picks(accepted, labelled, max_margin=0.0, rate=1.0, draw=lambda: 0.0) == []  # review off
+    assert review_picks(accepted, labelled, max_margin=0.35, rate=0.0, draw=lambda: 0.0) == []  # and so
 
 
 def test_a_boosted_source_also_gets_confident_predictions_reviewed():
