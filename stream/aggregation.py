@@ -347,23 +347,20 @@ class WindowAggregator:
         a window is not closed while a batch is counted, so what goes into an open one does not depend on the order
         (per event that was a tuple, a lookup and an add for each of its windows, 6 with the default windows)."""
         grain = self._grain
-        open_spans: dict[int, list[WindowCounts]] = {}  # span -> the counts of every window it joins, all open
-        tallies: dict[int, dict[str, list]] = {}  # span -> label -> [events, score sum], not yet added
+        spans: dict[int, tuple[list[WindowCounts], dict[str, list]]] = {}  # span -> its open windows, label tallies
         for entry in entries:
             ts = entry[2]
             span = ts // grain
-            tally = tallies.get(span)
-            if tally is None:
-                self._count(state, key, entry, revised, missed)
-                joined = self._open_counts(state, ts)
+            known = spans.get(span)
+            if known is None:
+                joined = self._count(state, key, entry, revised, missed)
                 if joined is not None:
-                    open_spans[span] = joined
-                    tallies[span] = {}
+                    spans[span] = (joined, {})
                 continue
             label = entry[0]
-            counted = tally.get(label)
+            counted = known[1].get(label)
             if counted is None:
-                tally[label] = [1, entry[1]]
+                known[1][label] = [1, entry[1]]
             else:
                 counted[0] += 1
                 counted[1] += entry[1]
@@ -371,31 +368,21 @@ class WindowAggregator:
                 state.latest_ts = ts
             if ts > state.watermark:
                 state.watermark = ts
-        for span, tally in tallies.items():
-            for counts in open_spans[span]:
+        for joined, tally in spans.values():
+            for counts in joined:
                 counts.add_tally(tally)
-
-    def _open_counts(self, state: KeyState, ts: int) -> list[WindowCounts] | None:
-        """The counts of every window an event at ``ts`` joins, if all of them are open; else None."""
-        joined = []
-        for kind, step, back, _ in self._plans:
-            last = ts - ts % step
-            for start in range(last - back, last + 1, step):
-                counts = state.windows.get((kind, start))
-                if counts is None:
-                    return None
-                joined.append(counts)
-        return joined
 
     def _count(
         self, state: KeyState, key: str, entry: Sequence[Any], revised: set[WindowId], missed: list[LateEvent]
-    ) -> None:
+    ) -> list[WindowCounts] | None:
         """Count one event into the windows it joins: open ones, or published ones within the lateness (noted in
-        ``revised``); note it in ``missed`` if it came too late for any. Move the watermark."""
+        ``revised``); note it in ``missed`` if it came too late for any. Move the watermark. Returns the counts of
+        the windows it joined if all of them are open, else None."""
         label, score, ts = entry[0], entry[1], entry[2]
         watermark = state.watermark
         windows = state.windows
         too_late = None
+        joined: list[WindowCounts] | None = []
         for kind, step, back, closes_after in self._plans:
             last = ts - ts % step  # as WindowSpec.starts
             for start in range(last - back, last + 1, step):
@@ -406,15 +393,19 @@ class WindowAggregator:
                     if watermark is None or closes > watermark:
                         counts = windows[WindowId(kind, start)] = WindowCounts()
                     elif closes + self.lateness_ms > watermark:
+                        joined = None
                         counts = state.published.get(window)
                         if counts is None:  # closed without events: a late one publishes it for the first time
                             counts = state.published[WindowId(kind, start)] = WindowCounts()
                         revised.add(WindowId(kind, start))
                     else:
+                        joined = None
                         too_late = [] if too_late is None else too_late
                         too_late.append(WindowId(kind, start))
                         continue
                 counts.add(label, score)
+                if joined is not None:
+                    joined.append(counts)
         if too_late:
             identity = (entry[3], entry[4]) if len(entry) >= 5 else (None, None)
             missed.append(LateEvent(key, *identity, label, score, ts, too_late, watermark))
@@ -422,6 +413,7 @@ class WindowAggregator:
             state.latest_ts = ts
         if watermark is None or ts > watermark:
             state.watermark = ts
+        return joined
 
     def _revisions(self, state: KeyState, key: str, revised: set[WindowId]) -> list[WindowRecord]:
         records = []
