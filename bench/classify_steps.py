@@ -1,0 +1,118 @@
+"""CPU per event of two pure steps of the classify path, old way and new, in one run and one process:
+
+- predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
+  converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
+  ``tolist()``);
+- window counting: the aggregation agent counting a micro-batch of one key into the default windows (60 s tumbling,
+  300 s hopping by 60 s), every event into every window it joins (the baseline) against
+  ``WindowAggregator.add_batch``, which tallies the events of a span whose windows are all open.
+
+Both pairs are checked to give the same result. Prints microseconds per event and the ratios.
+
+    python bench/classify_steps.py [--batch 512] [--repeat 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+
+
+def us_per_event(work: Callable[[], object], events: int, repeat: int) -> float:
+    """The least time of 5 rounds of ``repeat`` calls of ``work``, per event, in microseconds."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(repeat):
+            work()
+        best = min(best, time.perf_counter() - started)
+    return best / repeat / events * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=512, help="events per micro-batch")
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from models.classifier import EmotionClassifier
+    from models.prediction import Prediction
+    from stream.aggregation import KeyState, WindowAggregator, WindowSpec
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(len(LABELS)), size=args.batch).astype(np.float32)
+    tops = probabilities.argmax(axis=1).tolist()
+
+    def each_score() -> list[Prediction]:
+        return [
+            Prediction(LABELS[top], float(row[top]), {name: float(p) for name, p in zip(LABELS, row, strict=True)})
+            for row, top in zip(probabilities, tops, strict=True)
+        ]
+
+    serving = SimpleNamespace(labels=LABELS, multi_label=False)  # what _to_prediction reads of a single-label model
+
+    def row_tolist() -> list[Prediction]:
+        return [
+            EmotionClassifier._to_prediction(serving, row, top) for row, top in zip(probabilities, tops, strict=True)
+        ]
+
+    if each_score() != row_tolist():
+        raise SystemExit("the two conversions differ")
+
+    class CountedOneByOne(WindowAggregator):
+        """The baseline: every event through ``_count``, none tallied."""
+
+        def _count_all(self, state, key, entries, revised, missed):
+            for entry in entries:
+                self._count(state, key, entry, revised, missed)
+
+    specs = [WindowSpec("tumbling", 60_000, 60_000), WindowSpec("hopping", 300_000, 60_000)]
+    start_ms = 1_800_000_000_000
+    entries = [
+        [LABELS[top], float(row[top]), start_ms + i * 5, f"e{i}", "chat"]  # a batch spans a few seconds
+        for i, (row, top) in enumerate(zip(probabilities, tops, strict=True))
+    ]
+
+    def counting(aggregator_type: type[WindowAggregator]) -> tuple[Callable[[], object], KeyState]:
+        aggregator, state = aggregator_type(specs, grace_ms=5_000, lateness_ms=60_000), KeyState()
+        return (lambda: aggregator.add_batch(state, "chat", entries)), state
+
+    one_by_one, reference_state = counting(CountedOneByOne)
+    tallied, tallied_state = counting(WindowAggregator)
+    one_by_one(), tallied()
+    if reference_state.windows.keys() != tallied_state.windows.keys() or any(
+        reference_state.windows[w].counts != tallied_state.windows[w].counts for w in reference_state.windows
+    ):
+        raise SystemExit("the two countings differ")
+
+    rows = [
+        (
+            "predictions from probabilities",
+            us_per_event(each_score, args.batch, args.repeat),
+            us_per_event(row_tolist, args.batch, args.repeat),
+        ),
+        (
+            "window counting, one key",
+            us_per_event(one_by_one, args.batch, args.repeat),
+            us_per_event(tallied, args.batch, args.repeat),
+        ),
+    ]
+    print(f"micro-batches of {args.batch} events, {args.repeat} per round, the best of 5 rounds\n")
+    print("| step | before: us per event | now | before / now |\n| --- | --- | --- | --- |")
+    for name, before, now in rows:
+        print(f"| {name} | {before:.2f} | {now:.2f} | {before / now:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
