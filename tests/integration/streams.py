@@ -76,7 +76,8 @@ def worker_logs(*workers, chars: int = 8000) -> str:
     return "\n".join(parts)
 
 
-async def run_cli(env, *args: str):
-    """``emostream ARGS`` with the stream's settings, in a thread (the CLI runs an event loop of its own)."""
-    variables = {k: v for k, v in env.env(6066).items() if k.startswith("EMOSTREAM_")}
+async def run_cli(env, *args: str, port: int = 6066):
+    """``emostream ARGS`` with the stream's settings (``port``: the web port they name), in a thread (the CLI runs an
+    event loop of its own, and a stream sent meanwhile goes on)."""
+    variables = {k: v for k, v in env.env(port).items() if k.startswith("EMOSTREAM_")}
     return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables, catch_exceptions=False)

@@ -11,15 +11,13 @@ import time
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
-from emostream.cli import cli
 from models import ModelRegistry
 from stream.announcements import announce
 from stream.tools import send_values
 
-from .streams import collect, labelled_until_all
+from .streams import collect, labelled_until_all, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,9 +62,7 @@ async def test_promote_swaps_the_model_between_batches_without_loss(
     producer = asyncio.create_task(send_values(env.broker.url, env.topic("texts"), values, rate=40.0))
     try:
         await collect(env, "labelled", expected=100, timeout=120)  # the stream is flowing
-        variables = {k: v for k, v in env.env(worker.port).items() if k.startswith("EMOSTREAM_")}
-        # In a thread: the CLI runs its own event loop, and the stream goes on meanwhile.
-        promoted = await asyncio.to_thread(CliRunner().invoke, cli, ["models", "promote", new_version], env=variables)
+        promoted = await run_cli(env, "models", "promote", new_version, port=worker.port)
         assert promoted.exit_code == 0, promoted.output
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
