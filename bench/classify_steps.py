@@ -1,13 +1,15 @@
-"""CPU per event of two pure steps of the classify path, old way and new, in one run and one process:
+"""CPU per event of three pure steps of the classify path, old way and new, in one run and one process:
 
 - predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
   converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
   ``tolist()``);
 - window counting: the aggregation agent counting a micro-batch of one key into the default windows (60 s tumbling,
   300 s hopping by 60 s), every event into every window it joins (the baseline) against
-  ``WindowAggregator.add_batch``, which tallies the events of a span whose windows are all open.
+  ``WindowAggregator.add_batch``, which tallies the events of a span whose windows are all open;
+- partitions of the labelled records: aiokafka's ``DefaultPartitioner`` key by key (pure-Python murmur2, what
+  ``send`` does) against ``stream.kafka.partitioning.partitions_for_keys`` (the batch's keys hashed together).
 
-Both pairs are checked to give the same result. Prints microseconds per event and the ratios.
+Each pair is checked to give the same result. Prints microseconds per event and the ratios.
 
     python bench/classify_steps.py [--batch 512] [--repeat 200]
 """
@@ -45,10 +47,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
+    from aiokafka.partitioner import DefaultPartitioner
 
     from models.classifier import EmotionClassifier
     from models.prediction import Prediction
     from stream.aggregation import KeyState, WindowAggregator, WindowSpec
+    from stream.kafka.partitioning import partitions_for_keys
 
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(len(LABELS)), size=args.batch).astype(np.float32)
@@ -96,6 +100,19 @@ def main() -> None:
     ):
         raise SystemExit("the two countings differ")
 
+    keys = [f"tp-{i}".encode() for i in range(100_000, 100_000 + args.batch)]  # event ids, as the bench sends them
+    partitions = [0, 1, 2, 3]
+    partitioner = DefaultPartitioner()
+
+    def key_by_key() -> list[int]:
+        return [partitioner(key, partitions, partitions) for key in keys]
+
+    def all_keys() -> list[int]:
+        return partitions_for_keys(keys, partitions)
+
+    if key_by_key() != all_keys():
+        raise SystemExit("the two partitioners differ")
+
     rows = [
         (
             "predictions from probabilities",
@@ -106,6 +123,11 @@ def main() -> None:
             "window counting, one key",
             us_per_event(one_by_one, args.batch, args.repeat),
             us_per_event(tallied, args.batch, args.repeat),
+        ),
+        (
+            "partitions of the labelled records",
+            us_per_event(key_by_key, args.batch, args.repeat),
+            us_per_event(all_keys, args.batch, args.repeat),
         ),
     ]
     print(f"micro-batches of {args.batch} events, {args.repeat} per round, the best of 5 rounds\n")

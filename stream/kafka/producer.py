@@ -3,9 +3,10 @@
 Faust's ``Topic.send`` costs a coroutine, a ``FutureMessage``, callbacks and a future per record, and aiokafka's
 ``send`` a size estimate and an accumulator append per record; for a micro-batch of hundreds of labelled events that
 was about a fifth of the worker's event loop (docs/benchmarks.md, issue 9). Here the records are grouped by topic and
-partition (the key's partition by Kafka's default murmur2 partitioner, as ``send`` would choose it; unkeyed records
-of one call share one partition, as Kafka's sticky partitioner does), appended to aiokafka batch builders and handed
-over with ``send_batch``: one future per partition batch.
+partition (the key's partition by Kafka's default murmur2 partitioner, as ``send`` would choose it, computed for all
+keys at once by ``stream.kafka.partitioning``; unkeyed records of one call share one partition, as Kafka's sticky
+partitioner does), appended to aiokafka batch builders and handed over with ``send_batch``: one future per partition
+batch.
 
 Each record still gets its own outcome (``stream.delivery``): the records of a batch that fails are sent again one at
 a time with ``send``, so a record the broker refuses (too large, a timestamp it rejects) is told apart from the rest,
@@ -20,10 +21,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from stream.delivery import Outgoing
 from stream.kafka.compat import require_attributes
+from stream.kafka.partitioning import partitions_for_keys
 
 # A record this large goes on its own: in a batch the broker would refuse the whole batch for it.
 ALONE_ABOVE_BYTES = 256 * 1024
@@ -46,7 +47,6 @@ class BatchSender:
 
     def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
         self._producer = producer
-        self._partitioner = DefaultPartitioner()
 
     async def send_all(self, records: list[Outgoing]) -> Failures:
         """Send ``records``; the ones that failed, with why."""
@@ -70,22 +70,20 @@ class BatchSender:
     async def _by_partition(
         self, producer: AIOKafkaProducer, records: list[Outgoing], alone: list[Outgoing]
     ) -> dict[tuple[str, int], list[Outgoing]]:
-        partitions: dict[str, list[int]] = {}
-        unkeyed: dict[str, int] = {}
-        groups: dict[tuple[str, int], list[Outgoing]] = {}
+        by_topic: dict[str, list[Outgoing]] = {}
         for record in records:
             if len(record.value) + len(record.key or b"") > ALONE_ABOVE_BYTES:
                 alone.append(record)
-                continue
-            topic = record.topic
-            known = partitions.get(topic)
-            if known is None:
-                known = partitions[topic] = sorted(await producer.partitions_for(topic))
-            if record.key is None:
-                partition = unkeyed.setdefault(topic, random.choice(known))
             else:
-                partition = self._partitioner(record.key, known, known)
-            groups.setdefault((topic, partition), []).append(record)
+                by_topic.setdefault(record.topic, []).append(record)
+        groups: dict[tuple[str, int], list[Outgoing]] = {}
+        for topic, members in by_topic.items():
+            known = sorted(await producer.partitions_for(topic))
+            unkeyed = random.choice(known)
+            keyed = iter(partitions_for_keys([record.key for record in members if record.key is not None], known))
+            for record in members:
+                partition = unkeyed if record.key is None else next(keyed)
+                groups.setdefault((topic, partition), []).append(record)
         return groups
 
     @staticmethod
