@@ -198,33 +198,30 @@ class BatchLabeller:
 
     def dead_letter_output(self, letter: DeadLetter) -> Outgoing:
         """The dead-letter record; if even that is refused, one without the raw value."""
+        return Outgoing(self.topics.dlq, orjson.dumps(letter.to_record()), fallback=self._without_raw, origin=letter)
 
-        def without_raw(refusal: str) -> Outgoing:
-            bare = replace(letter, raw=None, reason=f"{letter.reason} (record refused with its raw value: {refusal})")
-            return Outgoing(self.topics.dlq, orjson.dumps(bare.to_record()))
-
-        return Outgoing(self.topics.dlq, orjson.dumps(letter.to_record()), fallback=without_raw)
+    def _without_raw(self, letter: DeadLetter, refusal: str) -> Outgoing:
+        bare = replace(letter, raw=None, reason=f"{letter.reason} (record refused with its raw value: {refusal})")
+        return Outgoing(self.topics.dlq, orjson.dumps(bare.to_record()))
 
     def labelled_outputs(self, accepted: list[Accepted], labelled: list[LabelledEvent]) -> list[Outgoing]:
         """The labelled records, keyed by event id, at event time; each dead-lettered as ``output_failed`` if the
         broker refuses it."""
-        outgoing = []
-        for item, result in zip(accepted, labelled, strict=True):
-
-            def output_failed(refusal: str, record: InputRecord = item.record) -> Outgoing:
-                reason = f"the labelled record was refused: {refusal}"
-                return self.dead_letter_output(record.dead_letter("output_failed", reason))
-
-            outgoing.append(
-                Outgoing(
-                    self.topics.labelled,
-                    result.to_json(),
-                    key=result.id.encode(),
-                    timestamp_ms=result.ts,  # event time, so consumers see when it happened
-                    fallback=output_failed,
-                )
+        return [
+            Outgoing(
+                self.topics.labelled,
+                result.to_json(),
+                key=result.id.encode(),
+                timestamp_ms=result.ts,  # event time, so consumers see when it happened
+                fallback=self._output_failed,
+                origin=item.record,
             )
-        return outgoing
+            for item, result in zip(accepted, labelled, strict=True)
+        ]
+
+    def _output_failed(self, record: InputRecord, refusal: str) -> Outgoing:
+        reason = f"the labelled record was refused: {refusal}"
+        return self.dead_letter_output(record.dead_letter("output_failed", reason))
 
 
 def input_record(record: Any) -> InputRecord:

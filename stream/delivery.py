@@ -19,7 +19,7 @@ import asyncio
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiokafka.errors import InvalidTimestampError, MessageSizeTooLargeError, RecordTooLargeError
@@ -43,13 +43,16 @@ REFUSALS = (
 
 @dataclass(slots=True)  # not frozen: built per output record, and frozen costs ~0.7 us more each
 class Outgoing:
-    """One output record and, for a record that is refused, what to send instead (given the refusal's text)."""
+    """One output record and, for a record that is refused, what to send instead: ``fallback(origin, refusal)``, with
+    ``origin`` what the record was made from (its input record, say) and ``refusal`` the refusal's text. One fallback
+    serves a whole batch: no function is made per record."""
 
     topic: str
     value: bytes
     key: bytes | None = None
     timestamp_ms: int | None = None  # the producer's clock when None
-    fallback: Callable[[str], Outgoing] | None = None
+    fallback: Callable[[Any, str], Outgoing] | None = None
+    origin: Any = None
 
 
 class Sender(Protocol):
@@ -91,7 +94,7 @@ async def deliver(records: list[Outgoing], sender: Sender) -> DeliveryReport:
                     size=len(record.value),
                     error=repr(exc)[:300],
                 )
-                pending.append(record.fallback(f"{type(exc).__name__}: {exc}"))
+                pending.append(record.fallback(record.origin, f"{type(exc).__name__}: {exc}"))
             else:
                 undeliverable += 1
                 log.error(

@@ -38,15 +38,19 @@ def no_pauses(monkeypatch):
 
 
 async def test_a_refused_record_is_replaced_by_its_fallback_and_the_rest_go_on():
+    def dead_letter(origin: str, why: str) -> Outgoing:
+        return Outgoing("dlq", f"dead {origin}: {why}".encode())
+
     sender = ScriptedSender({b"big": [MessageSizeTooLargeError("too big")]})
     records = [
         Outgoing("labelled", b"a"),
-        Outgoing("labelled", b"big", fallback=lambda why: Outgoing("dlq", f"dead: {why}".encode())),
+        Outgoing("labelled", b"big", fallback=dead_letter, origin="e1"),
         Outgoing("labelled", b"b"),
     ]
     report = await deliver(records, sender)
     assert sender.delivered["labelled"] == [b"a", b"b"]
-    assert sender.delivered["dlq"] == [b"dead: MessageSizeTooLargeError: [Error 10] MessageSizeTooLargeError: too big"]
+    refusal = b"MessageSizeTooLargeError: [Error 10] MessageSizeTooLargeError: too big"
+    assert sender.delivered["dlq"] == [b"dead e1: " + refusal]
     assert (report.replaced, report.undeliverable) == (1, 0)
 
 
