@@ -17,6 +17,14 @@ from stream.kafka.connection import bootstrap_servers
 from stream.tools import collect_records, send_values
 
 BASE_TS = 1_790_000_000_000
+FAST_WINDOWS = {  # small windows, closed one second of grace plus one second of silence after their end
+    "EMOSTREAM_TUMBLING_WINDOW": "4",
+    "EMOSTREAM_HOPPING_WINDOW": "8",
+    "EMOSTREAM_HOPPING_STEP": "4",
+    "EMOSTREAM_WINDOW_GRACE": "1",
+    "EMOSTREAM_WINDOW_IDLE": "1",
+    "EMOSTREAM_WINDOW_TICK": "0.5",
+}
 
 
 def emotion_texts(datasets_dir, n: int) -> list[str]:

@@ -18,8 +18,7 @@ from stream.broker import EmbeddedBroker, free_port
 from stream.process import DashboardProcess
 from stream.tools import collect_records, send_values
 
-from .streams import emotion_texts
-from .test_windows import FAST_WINDOWS
+from .streams import FAST_WINDOWS, emotion_texts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,18 +15,20 @@ from stream.aggregation import WindowSpec
 from stream.drift import shares
 from stream.tools import collect_records
 
-from .streams import BASE_TS, collect, emotion_texts, event, labelled_until_all, send, where_in_input, worker_logs
+from .streams import (
+    BASE_TS,
+    FAST_WINDOWS,
+    collect,
+    emotion_texts,
+    event,
+    labelled_until_all,
+    send,
+    where_in_input,
+    worker_logs,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FAST_WINDOWS = {  # small windows, closed one second of grace plus one second of silence after their end
-    "EMOSTREAM_TUMBLING_WINDOW": "4",
-    "EMOSTREAM_HOPPING_WINDOW": "8",
-    "EMOSTREAM_HOPPING_STEP": "4",
-    "EMOSTREAM_WINDOW_GRACE": "1",
-    "EMOSTREAM_WINDOW_IDLE": "1",
-    "EMOSTREAM_WINDOW_TICK": "0.5",
-}
 SPECS = [WindowSpec("tumbling", 4_000, 4_000), WindowSpec("hopping", 8_000, 4_000)]
 
 
