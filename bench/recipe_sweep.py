@@ -7,6 +7,8 @@ named overrides of a recipe; every run uses the same seed, data and base model, 
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full --seeds 1,2,3
 
 With several seeds, each candidate also gets a summary line: the mean and the spread (min, max) of its test scores.
+A candidate with checkpoint averaging (``average_last``, e.g. ``full-avg3``) also reports the test scores of the best
+single epoch of the same run (``single_epoch_test_*``), so one run compares both.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-bs16": ("full", {"batch_size": 16, "learning_rate": 5e-5}),
     "full-frozen": ("full", {"freeze_embeddings": True, "learning_rate": 1e-4}),
     "full-12ep-cw": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1e-4}),
+    "full-avg3": ("full", {"average_last": 3}),
 }
 
 
@@ -52,6 +55,17 @@ def main() -> None:
     from models.evaluation import evaluate_classifier
     from models.finetuning import FineTuner, TrainingConfig
 
+    class SingleEpochScored(FineTuner):
+        """Scores the best single epoch on the test split before a checkpoint average may replace it."""
+
+        single_epoch_test = None
+
+        def average_last_epochs(self, run, best, history):
+            if self.config.average_last > 1 and splits.test is not None:
+                run.classifier.model.load_state_dict(best.weights)  # uncalibrated: accuracy and F1 only
+                self.single_epoch_test = evaluate_classifier(run.classifier, splits.test)
+            return super().average_last_epochs(run, best, history)
+
     base = args.base or Settings.from_env().base_model
     splits = load_splits(args.data, multi_label=args.multi_label or None)
     best = None
@@ -71,7 +85,8 @@ def main() -> None:
                 **overrides,
             )
             started = time.perf_counter()
-            result = FineTuner(config, splits).train()
+            tuner = SingleEpochScored(config, splits)
+            result = tuner.train()
             test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
             row = {
                 "candidate": name,
@@ -90,6 +105,11 @@ def main() -> None:
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "int8": result.int8,
             }
+            if result.averaging:
+                single = tuner.single_epoch_test
+                row["averaging"] = result.averaging
+                row["single_epoch_test_accuracy"] = round(single["accuracy"], 4) if single else None
+                row["single_epoch_test_macro_f1"] = round(single["macro_f1"], 4) if single else None
             rows.append(row)
             print(json.dumps(row), flush=True)
             if best is None or result.validation["macro_f1"] > best[0].validation["macro_f1"]:
@@ -104,8 +124,9 @@ def main() -> None:
 def spread(rows: list[dict]) -> dict:
     """Mean, min and max over seeds of each test score the rows have."""
     summary = {}
-    for key in ("test_accuracy", "test_macro_f1", "test_ece"):
-        values = [row[key] for row in rows if row[key] is not None]
+    scores = ("test_accuracy", "test_macro_f1", "test_ece", "single_epoch_test_accuracy", "single_epoch_test_macro_f1")
+    for key in scores:
+        values = [row[key] for row in rows if row.get(key) is not None]
         if values:
             summary[key] = {
                 "mean": round(statistics.fmean(values), 4),

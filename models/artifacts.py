@@ -96,7 +96,7 @@ def model_card(metrics: dict[str, Any]) -> str:
         "",
         "## Training",
         "",
-        f"Recipe `{hyper['recipe']}`; best epoch {training['best_epoch']} of {hyper['epochs']} by validation macro-F1; "
+        f"Recipe `{hyper['recipe']}`; {selected_weights(training, hyper['epochs'])}; "
         f"{training['train_examples']} training texts, {training['train_seconds']} s "
         f"({training['examples_per_second']} examples/s) on {metrics['environment']['device']}.",
         "",
@@ -134,3 +134,15 @@ def model_card(metrics: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def selected_weights(training: dict[str, Any], epochs: int) -> str:
+    """How the saved weights were chosen, for the card: the best epoch, or the checkpoint average that beat it."""
+    averaging = training.get("averaging") or {}
+    if averaging.get("kept"):
+        first, last = averaging["epochs"][0], averaging["epochs"][-1]
+        return (
+            f"the mean of the weights of epochs {first}-{last} of {epochs} (checkpoint averaging), which scored higher "
+            f"on validation than the best single epoch ({averaging['best_single_epoch']})"
+        )
+    return f"best epoch {training['best_epoch']} of {epochs} by validation macro-F1"

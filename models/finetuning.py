@@ -7,9 +7,10 @@ and nothing beyond torch is needed. ``bench/train_speed.py`` measures the loop a
 
 Phases of :meth:`FineTuner.train`: build the model (base encoder + new head), encode the texts once, optionally fit the
 new head alone first (``head_warmup``), then per epoch train and validate, keeping the best epoch by validation macro-F1
-(or the caller's ``select_by`` score; ``patience`` stops early); then tune per-label thresholds (multi-label) or fit
-the softmax temperature (single-label, ``models.calibration``), and check whether int8 dynamic quantization keeps
-validation quality (it is approved only if it costs at most half a point).
+(or the caller's ``select_by`` score; ``patience`` stops early); with ``average_last`` > 1, the mean of the last epochs'
+weights (checkpoint averaging) is validated too and replaces the best epoch only if it scores higher; then tune
+per-label thresholds (multi-label) or fit the softmax temperature (single-label, ``models.calibration``), and check
+whether int8 dynamic quantization keeps validation quality (it is approved only if it costs at most half a point).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import copy
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -83,6 +85,7 @@ class TrainingConfig:
     max_train: int | None = None
     patience: int | None = None  # stop after this many epochs without a better selection score (None: run them all)
     head_warmup: bool = False  # fit the output layer alone on the encoder's features first (see warm_up_head)
+    average_last: int = 1  # > 1: also validate the mean of the last N epochs' weights (see average_last_epochs)
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 128
@@ -112,6 +115,8 @@ class TrainingConfig:
             raise TrainingConfigError(f"max_train must be positive, got {self.max_train}")
         if self.patience is not None and self.patience <= 0:
             raise TrainingConfigError(f"patience must be positive, got {self.patience}")
+        if not 1 <= self.average_last <= self.epochs:
+            raise TrainingConfigError(f"average_last must be from 1 to epochs ({self.epochs}), got {self.average_last}")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (for metrics.json and the model card)."""
@@ -133,6 +138,7 @@ class TrainingResult:
     int8: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)  # single-label: the temperature and validation ECE
     head_warmup: dict[str, Any] = field(default_factory=dict)  # the output layer's loss before and after, if warmed up
+    averaging: dict[str, Any] = field(default_factory=dict)  # the checkpoint average's validation, and whether it won
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary for metrics.json."""
@@ -147,6 +153,7 @@ class TrainingResult:
             "int8": self.int8,
             "calibration": self.calibration,
             "head_warmup": self.head_warmup,
+            "averaging": self.averaging,
         }
 
 
@@ -161,6 +168,7 @@ class PreparedRun:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     loss_fn: torch.nn.Module
+    last_weights: deque = field(default_factory=deque)  # the last epochs' weights (on the CPU), when averaging
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,7 @@ class BestEpoch:
     weights: dict[str, torch.Tensor]
     metrics: dict[str, Any]
     probabilities: np.ndarray  # its validation scores (uncalibrated), which calibration is fitted on
+    averaged: tuple[int, ...] = ()  # the epochs whose weights were averaged into these (checkpoint averaging)
 
 
 class FineTuner:
@@ -211,9 +220,10 @@ class FineTuner:
         started = time.perf_counter()
         warmup = self.warm_up_head(run) if self.config.head_warmup else {}
         best, history = self.fit(run)
+        best, averaging = self.average_last_epochs(run, best, history)
         elapsed = time.perf_counter() - started
         result = self.finish(run, best, history, elapsed)
-        result.head_warmup = warmup
+        result.head_warmup, result.averaging = warmup, averaging
         return result
 
     def prepare(self) -> PreparedRun:
@@ -229,7 +239,13 @@ class FineTuner:
             batch_size=self.config.eval_batch_size,
         )
         return PreparedRun(
-            classifier, token_ids, self._target_tensor(self.train_data), optimizer, scheduler, self._loss()
+            classifier,
+            token_ids,
+            self._target_tensor(self.train_data),
+            optimizer,
+            scheduler,
+            self._loss(),
+            deque(maxlen=self.config.average_last),
         )
 
     def warm_up_head(self, run: PreparedRun) -> dict[str, Any]:
@@ -270,7 +286,7 @@ class FineTuner:
             train_seconds = time.perf_counter() - epoch_started
             probabilities = self._validation_probabilities(run.classifier)
             metrics = self._score(probabilities)
-            selection = metrics["macro_f1"] if self.select_by is None else float(self.select_by(probabilities))
+            selection = self._selection_score(metrics, probabilities)
             record = {
                 "epoch": epoch,
                 "loss": round(loss, 4),
@@ -282,14 +298,48 @@ class FineTuner:
                 record["selection_score"] = round(selection, 5)
             history.append(record)
             log.info("epoch done", of=self.config.epochs, **record)
+            weights = None
+            if self.config.average_last > 1:
+                weights = cpu_weights(model)
+                run.last_weights.append(weights)
             if best is None or selection > best.score:
-                weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                best = BestEpoch(epoch, selection, weights, metrics, probabilities)
+                best = BestEpoch(epoch, selection, weights or cpu_weights(model), metrics, probabilities)
             elif self.config.patience is not None and epoch - best.epoch >= self.config.patience:
                 log.info("early stop", epoch=epoch, best_epoch=best.epoch, best_score=round(best.score, 5))
                 break
         assert best is not None  # epochs >= 1 (validated)
         return best, history
+
+    def average_last_epochs(
+        self, run: PreparedRun, best: BestEpoch, history: list[dict[str, Any]]
+    ) -> tuple[BestEpoch, dict[str, Any]]:
+        """Phase 2b, when ``config.average_last`` > 1: the element-wise mean of the last epochs' weights (checkpoint
+        averaging: late epochs of a decaying schedule sit around one optimum, and their mean is often nearer its
+        centre than any of them), validated like an epoch. It replaces ``best`` only if it scores higher. Returns the
+        one kept and a report (empty when there was nothing to average: fewer epochs ran)."""
+        snapshots = run.last_weights
+        if self.config.average_last < 2 or len(snapshots) < self.config.average_last:
+            return best, {}
+        epochs = tuple(record["epoch"] for record in history[-len(snapshots) :])
+        weights = average_weights(list(snapshots))
+        snapshots.clear()
+        run.classifier.model.load_state_dict(weights)
+        probabilities = self._validation_probabilities(run.classifier)
+        metrics = self._score(probabilities)
+        selection = self._selection_score(metrics, probabilities)
+        kept = selection > best.score
+        report = {
+            "epochs": list(epochs),
+            "validation_accuracy": metrics["accuracy"],
+            "validation_macro_f1": metrics["macro_f1"],
+            "selection_score": round(selection, 5),
+            "best_single_epoch": best.epoch,
+            "kept": kept,
+        }
+        log.info("checkpoint average validated", **report)
+        if kept:
+            return BestEpoch(epochs[-1], selection, weights, metrics, probabilities, averaged=epochs), report
+        return best, report
 
     def finish(
         self, run: PreparedRun, best: BestEpoch, history: list[dict[str, Any]], elapsed: float
@@ -332,6 +382,9 @@ class FineTuner:
 
     def _score(self, probabilities: np.ndarray) -> dict[str, Any]:
         return score(probabilities, self.validation_data.targets, self.labels, multi_label=self.config.multi_label)
+
+    def _selection_score(self, metrics: dict[str, Any], probabilities: np.ndarray) -> float:
+        return metrics["macro_f1"] if self.select_by is None else float(self.select_by(probabilities))
 
     # --- phases ---------------------------------------------------------------------------------------------------
 
@@ -512,6 +565,21 @@ def output_head(model: torch.nn.Module) -> torch.nn.Linear:
     if not heads:
         raise ValueError("no output layer with one unit per label")
     return heads[-1]
+
+
+def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s weights on the CPU (a snapshot that later steps do not change)."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def average_weights(snapshots: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of ``snapshots``' floating-point tensors; other tensors (position ids and the like) are
+    taken from the last one."""
+    last = snapshots[-1]
+    return {
+        name: torch.stack([s[name] for s in snapshots]).mean(dim=0) if tensor.is_floating_point() else tensor
+        for name, tensor in last.items()
+    }
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:

@@ -30,6 +30,8 @@ def test_overrides_apply_and_none_is_ignored():
         {"max_train": 0},
         {"warmup_ratio": 1.0},
         {"patience": 0},
+        {"average_last": 0},
+        {"average_last": 3},  # quick has 2 epochs
     ],
 )
 def test_out_of_range_values_are_refused(bad):
@@ -87,6 +89,48 @@ def test_patience_stops_after_epochs_without_a_better_selection_score(tiny_run):
     assert [r["selection_score"] for r in result.history] == [0.5, 0.7, 0.6]
     assert seen_shapes == [(6, 2)] * 3  # validation rows x labels
     assert result.train_examples * 3 / result.train_seconds == pytest.approx(result.examples_per_second)
+
+
+def test_average_weights_means_float_tensors_and_keeps_the_last_of_the_others():
+    import torch
+
+    from models.finetuning import average_weights
+
+    snapshots = [
+        {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])},
+        {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([0, 1])},
+        {"w": torch.tensor([5.0, 1.0]), "ids": torch.tensor([7, 8])},
+    ]
+    averaged = average_weights(snapshots)
+    assert torch.equal(averaged["w"], torch.tensor([3.0, 3.0])) and torch.equal(averaged["ids"], torch.tensor([7, 8]))
+
+
+@pytest.mark.parametrize(("average_score", "kept"), [(0.9, True), (0.6, False)])
+def test_a_checkpoint_average_replaces_the_best_epoch_only_when_it_validates_better(tiny_run, average_score, kept):
+    from dataclasses import replace
+
+    import torch
+
+    from models.finetuning import FineTuner, average_weights
+
+    config, splits = tiny_run
+    scores = iter([0.5, 0.8, 0.7, 0.65, 0.6, average_score])  # 5 epochs (epoch 2 is the best), then the average
+    snapshots = []
+
+    class Recording(FineTuner):
+        def average_last_epochs(self, run, best, history):
+            snapshots.extend(run.last_weights)
+            return super().average_last_epochs(run, best, history)
+
+    result = Recording(replace(config, average_last=3), splits, select_by=lambda _: next(scores)).train()
+    assert len(snapshots) == 3 and [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5]
+    assert result.averaging["epochs"] == [3, 4, 5] and result.averaging["kept"] is kept
+    assert result.averaging["selection_score"] == average_score and result.averaging["best_single_epoch"] == 2
+    assert result.best_epoch == (5 if kept else 2)
+    served = result.classifier.model.state_dict()
+    averaged = average_weights(snapshots)
+    name = next(n for n, t in averaged.items() if t.is_floating_point() and not torch.equal(t, snapshots[-1][n]))
+    assert torch.allclose(served[name].cpu(), averaged[name]) is kept
 
 
 def test_head_warm_up_fits_the_output_layer_alone(tiny_run):
