@@ -7,7 +7,7 @@ named overrides of a recipe; every run uses the same seed, data and base model, 
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full --seeds 1,2,3
 
 With several seeds, each candidate also gets a summary line: the mean and the spread (min, max) of its test scores.
-A candidate with checkpoint averaging (``average_last``, e.g. ``full-avg3``) also reports the test scores of the best
+A candidate with checkpoint averaging (``average_last`` > 1, as in ``full``) also reports the test scores of the best
 single epoch of the same run (``single_epoch_test_*``), so one run compares both.
 """
 
@@ -33,7 +33,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-bs16": ("full", {"batch_size": 16, "learning_rate": 5e-5}),
     "full-frozen": ("full", {"freeze_embeddings": True, "learning_rate": 1e-4}),
     "full-12ep-cw": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1e-4}),
-    "full-avg3": ("full", {"average_last": 3}),
+    "full-single": ("full", {"average_last": 1}),  # no checkpoint averaging
 }
 
 

@@ -31,7 +31,6 @@ def test_overrides_apply_and_none_is_ignored():
         {"warmup_ratio": 1.0},
         {"patience": 0},
         {"average_last": 0},
-        {"average_last": 3},  # quick has 2 epochs
     ],
 )
 def test_out_of_range_values_are_refused(bad):
@@ -131,6 +130,18 @@ def test_a_checkpoint_average_replaces_the_best_epoch_only_when_it_validates_bet
     averaged = average_weights(snapshots)
     name = next(n for n, t in averaged.items() if t.is_floating_point() and not torch.equal(t, snapshots[-1][n]))
     assert torch.allclose(served[name].cpu(), averaged[name]) is kept
+
+
+def test_a_run_shorter_than_the_average_averages_the_epochs_it_ran(tiny_run):
+    from dataclasses import replace
+
+    from models.finetuning import FineTuner
+
+    config, splits = tiny_run
+    result = FineTuner(replace(config, epochs=2, average_last=3), splits).train()
+    assert result.averaging["epochs"] == [1, 2]
+    one = FineTuner(replace(config, epochs=1, average_last=3), splits).train()
+    assert one.averaging == {}  # nothing to average
 
 
 def test_head_warm_up_fits_the_output_layer_alone(tiny_run):
