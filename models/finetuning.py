@@ -188,7 +188,6 @@ class BestEpoch:
     weights: dict[str, torch.Tensor]
     metrics: dict[str, Any]
     probabilities: np.ndarray  # its validation scores (uncalibrated), which calibration is fitted on
-    averaged: tuple[int, ...] = ()  # the epochs whose weights were averaged into these (checkpoint averaging)
 
 
 class FineTuner:
@@ -346,7 +345,7 @@ class FineTuner:
         }
         log.info("checkpoint average validated", **report)
         if kept:
-            return BestEpoch(epochs[-1], selection, weights, metrics, probabilities, averaged=epochs), report
+            return BestEpoch(epochs[-1], selection, weights, metrics, probabilities), report
         return best, report
 
     def finish(
