@@ -56,15 +56,17 @@ def main() -> None:
     from models.finetuning import FineTuner, TrainingConfig
 
     class SingleEpochScored(FineTuner):
-        """Scores the best single epoch on the test split before a checkpoint average may replace it."""
+        """When a checkpoint average replaces the best single epoch, scores that epoch on the test split too (else
+        the saved model is that epoch, and its test scores are the run's own)."""
 
         single_epoch_test = None
 
         def average_last_epochs(self, run, best, history):
-            if self.config.average_last > 1 and splits.test is not None:
-                run.classifier.model.load_state_dict(best.weights)  # uncalibrated: accuracy and F1 only
-                self.single_epoch_test = evaluate_classifier(run.classifier, splits.test)
-            return super().average_last_epochs(run, best, history)
+            kept, report = super().average_last_epochs(run, best, history)
+            if report.get("kept") and splits.test is not None:
+                run.classifier.model.load_state_dict(best.weights)  # finish() loads the average back
+                self.single_epoch_test = evaluate_classifier(run.classifier, splits.test)  # accuracy and F1 only
+            return kept, report
 
     base = args.base or Settings.from_env().base_model
     splits = load_splits(args.data, multi_label=args.multi_label or None)
@@ -106,7 +108,7 @@ def main() -> None:
                 "int8": result.int8,
             }
             if result.averaging:
-                single = tuner.single_epoch_test
+                single = tuner.single_epoch_test or test
                 row["averaging"] = result.averaging
                 row["single_epoch_test_accuracy"] = round(single["accuracy"], 4) if single else None
                 row["single_epoch_test_macro_f1"] = round(single["macro_f1"], 4) if single else None

@@ -175,7 +175,7 @@ class PreparedRun:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     loss_fn: torch.nn.Module
-    last_weights: deque = field(default_factory=deque)  # the last epochs' weights (on the CPU), when averaging
+    last_weights: deque  # the last ``average_last`` epochs' weights (on the CPU), filled only when averaging
 
 
 @dataclass(frozen=True)
