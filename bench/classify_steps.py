@@ -1,4 +1,4 @@
-"""CPU per event of three pure steps of the classify path, old way and new, in one run and one process:
+"""CPU per event of four pure steps of the classify path, old way and new, in one run and one process:
 
 - predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
   converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
@@ -7,7 +7,9 @@
   300 s hopping by 60 s), every event into every window it joins (the baseline) against
   ``WindowAggregator.add_batch``, which tallies the events of a span whose windows are all open;
 - partitions of the labelled records: aiokafka's ``DefaultPartitioner`` key by key (pure-Python murmur2, what
-  ``send`` does) against ``stream.kafka.partitioning.partitions_for_keys`` (the batch's keys hashed together).
+  ``send`` does) against ``stream.kafka.partitioning.partitions_for_keys`` (the batch's keys hashed together);
+- labelled output records: a dead-letter fallback made per record as a closure (the baseline, as
+  ``BatchLabeller.labelled_outputs`` did) against ``labelled_outputs`` (one shared fallback, the record as origin).
 
 Each pair is checked to give the same result. Prints microseconds per event and the ratios.
 
@@ -51,8 +53,12 @@ def main() -> None:
 
     from models.classifier import EmotionClassifier
     from models.prediction import Prediction
+    from stream.agents import BatchLabeller
     from stream.aggregation import KeyState, WindowAggregator, WindowSpec
+    from stream.delivery import Outgoing
     from stream.kafka.partitioning import partitions_for_keys
+    from stream.labelling import Accepted, InputRecord
+    from stream.schemas import LabelledEvent, TextEvent
 
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(len(LABELS)), size=args.batch).astype(np.float32)
@@ -113,6 +119,37 @@ def main() -> None:
     if key_by_key() != all_keys():
         raise SystemExit("the two partitioners differ")
 
+    predictions = row_tolist()
+    accepted = [
+        Accepted(InputRecord(b"{}", "texts", 0, i), TextEvent(f"tp-{i}", "a text", "chat", start_ms + i))
+        for i in range(args.batch)
+    ]
+    labelled = [
+        LabelledEvent.of(item.event, prediction, "v0001", start_ms + 1000)
+        for item, prediction in zip(accepted, predictions, strict=True)
+    ]
+    labeller = SimpleNamespace(topics=SimpleNamespace(labelled="labelled"), _output_failed=lambda record, why: None)
+
+    def closure_per_record() -> list[Outgoing]:
+        outgoing = []
+        for item, result in zip(accepted, labelled, strict=True):
+
+            def output_failed(refusal: str, record: InputRecord = item.record) -> Outgoing:
+                return labeller._output_failed(record, refusal)
+
+            outgoing.append(
+                Outgoing(
+                    "labelled", result.to_json(), key=result.id.encode(), timestamp_ms=result.ts, fallback=output_failed
+                )
+            )
+        return outgoing
+
+    def shared_fallback() -> list[Outgoing]:
+        return BatchLabeller.labelled_outputs(labeller, accepted, labelled)
+
+    if [o.value for o in closure_per_record()] != [o.value for o in shared_fallback()]:
+        raise SystemExit("the two ways of building labelled records differ")
+
     rows = [
         (
             "predictions from probabilities",
@@ -128,6 +165,11 @@ def main() -> None:
             "partitions of the labelled records",
             us_per_event(key_by_key, args.batch, args.repeat),
             us_per_event(all_keys, args.batch, args.repeat),
+        ),
+        (
+            "labelled output records",
+            us_per_event(closure_per_record, args.batch, args.repeat),
+            us_per_event(shared_fallback, args.batch, args.repeat),
         ),
     ]
     print(f"micro-batches of {args.batch} events, {args.repeat} per round, the best of 5 rounds\n")
