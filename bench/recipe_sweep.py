@@ -33,6 +33,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-bs16": ("full", {"batch_size": 16, "learning_rate": 5e-5}),
     "full-frozen": ("full", {"freeze_embeddings": True, "learning_rate": 1e-4}),
     "full-12ep-cw": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1e-4}),
+    "full-12ep": ("full", {"epochs": 12, "learning_rate": 1e-4}),
     "full-single": ("full", {"average_last": 1}),  # no checkpoint averaging
 }
 
