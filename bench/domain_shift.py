@@ -56,6 +56,7 @@ def main() -> None:
 
     import random
 
+    from emostream.logs import configure_logging
     from emostream.settings import Settings
     from models.classifier import EmotionClassifier
     from models.data import LabelledTexts, Splits, load_splits
@@ -66,6 +67,8 @@ def main() -> None:
     from stream.broker import EmbeddedBroker
     from stream.retraining_job import RetrainingJob, Skipped
     from stream.tools import send_values
+
+    configure_logging()  # the run's logs to stderr: stdout carries only the results
 
     data = Path(args.data)
     settings = Settings.from_env()

@@ -44,4 +44,4 @@ else
     --candidates "$GOEMOTIONS_CANDIDATES" --seeds "$GOEMOTIONS_SEEDS"
   tail -n 3 "$OUT"/*.err | cut -c1-300
 fi
-cat "$OUT"/steps.txt "$OUT"/*.jsonl "$OUT"/inference_gpu.md "$OUT"/errors.txt 2>/dev/null
+for f in "$OUT"/steps.txt "$OUT"/*.jsonl "$OUT"/inference_gpu.md "$OUT"/errors.txt; do [ ! -f "$f" ] || cat "$f"; done

@@ -34,7 +34,11 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-frozen": ("full", {"freeze_embeddings": True, "learning_rate": 1e-4}),
     "full-12ep-cw": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1e-4}),
     "full-12ep": ("full", {"epochs": 12, "learning_rate": 1e-4}),
+    "full-10ep-cw-bs64": ("full", {"epochs": 10, "class_weights": True, "learning_rate": 1.4e-4, "batch_size": 64}),
+    "full-10ep-cw-bs128": ("full", {"epochs": 10, "class_weights": True, "learning_rate": 2e-4, "batch_size": 128}),
     "full-single": ("full", {"average_last": 1}),  # no checkpoint averaging
+    "full-ls": ("full", {"label_smoothing": 0.1}),
+    "full-llrd": ("full", {"layer_decay": 0.85, "learning_rate": 1e-4}),
 }
 
 
@@ -50,11 +54,14 @@ def main() -> None:
     parser.add_argument("--save-best", help="export the best candidate (validation macro-F1) as a run folder here")
     args = parser.parse_args()
 
+    from emostream.logs import configure_logging
     from emostream.settings import Settings
     from models.artifacts import export_run
     from models.data import load_splits
     from models.evaluation import evaluate_classifier
     from models.finetuning import FineTuner, TrainingConfig
+
+    configure_logging()  # the run's logs to stderr: stdout carries only the results
 
     class SingleEpochScored(FineTuner):
         """When a checkpoint average replaces the best single epoch, scores that epoch on the test split too (else

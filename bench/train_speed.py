@@ -36,10 +36,13 @@ def main() -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from emostream.logs import configure_logging
     from emostream.settings import Settings
     from models.classifier import pad_batch, quiet_transformers
     from models.data import load_file
     from models.finetuning import length_grouped_batches
+
+    configure_logging()  # the run's logs to stderr: stdout carries only the results
 
     base = args.base or Settings.from_env().base_model
     data = load_file(args.data)

@@ -48,6 +48,7 @@ from models.data import LabelledTexts, Splits
 from models.device import autocast, resolve_device
 from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
+from models.parameter_groups import parameter_groups
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,8 @@ class TrainingConfig:
     patience: int | None = None  # stop after this many epochs without a better selection score (None: run them all)
     head_warmup: bool = False  # fit the output layer alone on the encoder's features first (see warm_up_head)
     average_last: int = 1  # > 1: also validate the mean of the last N epochs' weights (see average_last_epochs)
+    label_smoothing: float = 0.0  # single-label: this much of each target's probability spread over all labels
+    layer_decay: float = 1.0  # < 1: each encoder layer learns at this fraction of the rate above (parameter_groups)
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 128
@@ -124,6 +127,12 @@ class TrainingConfig:
             raise TrainingConfigError(f"patience must be positive, got {self.patience}")
         if self.average_last < 1:
             raise TrainingConfigError(f"average_last must be at least 1, got {self.average_last}")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainingConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.multi_label:
+            raise TrainingConfigError("label_smoothing applies to single-label data only")
+        if not 0 < self.layer_decay <= 1:
+            raise TrainingConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (for metrics.json and the model card)."""
@@ -210,6 +219,7 @@ class FineTuner:
         config.validate()
         if splits.train.multi_label and not config.multi_label:
             config = replace(config, multi_label=True)
+            config.validate()  # what a single-label run may ask for (label smoothing) a multi-label one may not
         self.config = config
         self.train_data = splits.train.sample(config.max_train, seed=config.seed)
         self.labels = tuple(labels) if labels else self.train_data.labels
@@ -446,14 +456,8 @@ class FineTuner:
         return torch.as_tensor(data.label_ids, dtype=torch.long)
 
     def _optimizer(self, model, steps_per_epoch: int):
-        decay, no_decay = [], []
-        for name, parameter in model.named_parameters():
-            if parameter.requires_grad:
-                (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.config.learning_rate,
-        )
+        groups = parameter_groups(model, self.config.learning_rate, self.config.weight_decay, self.config.layer_decay)
+        optimizer = torch.optim.AdamW(groups, lr=self.config.learning_rate)
         total = steps_per_epoch * self.config.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.config.warmup_ratio), total)
         return optimizer, scheduler
@@ -466,7 +470,7 @@ class FineTuner:
             weight = weight.to(self.device)
         if self.config.multi_label:
             return torch.nn.BCEWithLogitsLoss(pos_weight=weight)
-        return torch.nn.CrossEntropyLoss(weight=weight)
+        return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=self.config.label_smoothing)
 
     def _train_epoch(self, model, token_ids, targets, optimizer, scheduler, loss_fn, rng, epoch) -> float:
         model.train()
