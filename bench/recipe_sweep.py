@@ -39,6 +39,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-single": ("full", {"average_last": 1}),  # no checkpoint averaging
     "full-ls": ("full", {"label_smoothing": 0.1}),
     "full-llrd": ("full", {"layer_decay": 0.85, "learning_rate": 1e-4}),
+    "full-12ep-cw-llrd": ("full", {"epochs": 12, "class_weights": True, "learning_rate": 1.2e-4, "layer_decay": 0.85}),
 }
 
 

@@ -31,6 +31,10 @@ def test_overrides_apply_and_none_is_ignored():
         {"warmup_ratio": 1.0},
         {"patience": 0},
         {"average_last": 0},
+        {"label_smoothing": 1.0},
+        {"label_smoothing": 0.1, "multi_label": True},
+        {"layer_decay": 0.0},
+        {"layer_decay": 1.5},
     ],
 )
 def test_out_of_range_values_are_refused(bad):
@@ -178,3 +182,50 @@ def test_a_continued_classifier_starts_uncalibrated_and_is_calibrated_on_its_bes
     result = tuner.train()
     assert result.classifier.temperature == pytest.approx(result.calibration["temperature"], abs=1e-4)
     assert getattr(result.classifier.model.config, TEMPERATURE_KEY) == result.classifier.temperature
+
+
+def test_label_smoothing_and_layer_decay_reach_the_loss_and_the_optimizer(tiny_run):
+    from dataclasses import replace
+
+    from models.finetuning import FineTuner
+
+    config, splits = tiny_run
+    run = FineTuner(replace(config, label_smoothing=0.1, layer_decay=0.5), splits).prepare()
+    assert run.loss_fn.label_smoothing == 0.1
+    # one encoder layer: embeddings, the layer, then pooler and head, each at half the rate of the one above
+    assert sorted({group["initial_lr"] for group in run.optimizer.param_groups}) == pytest.approx([2.5e-5, 5e-5, 1e-4])
+
+
+def test_label_smoothing_is_refused_for_multi_label_data(tiny_run):
+    from dataclasses import replace
+
+    from models.data import LabelledTexts, Splits
+    from models.finetuning import FineTuner
+
+    config, _ = tiny_run
+    data = LabelledTexts(["happy and scared", "so happy"], [(0, 1), (0,)], ("joy", "fear"), multi_label=True)
+    with pytest.raises(TrainingConfigError, match="single-label"):
+        FineTuner(replace(config, label_smoothing=0.1), Splits(data, data))
+
+
+def test_a_multi_label_run_predicts_with_its_tuned_thresholds_in_process_as_when_served(tiny_run, tmp_path):
+    import numpy as np
+
+    from models.classifier import EmotionClassifier
+    from models.data import LabelledTexts, Splits
+    from models.evaluation import evaluate_classifier
+    from models.finetuning import FineTuner
+
+    config, _ = tiny_run
+    texts = ["so happy today", "happy yet scared", "i am scared", "this is terrifying and lovely"] * 4
+    data = LabelledTexts(texts, [(0,), (0, 1), (1,), (0, 1)] * 4, ("joy", "fear"), multi_label=True)
+    result = FineTuner(config, Splits(data, data)).train()
+    tuned = result.classifier.model.config.label_thresholds
+    assert any(value != 0.5 for value in tuned.values())  # else this test could not tell the two apart
+    assert result.classifier.thresholds.tolist() == [tuned[name] for name in result.classifier.labels]
+
+    result.classifier.model.save_pretrained(tmp_path / "saved")
+    result.classifier.tokenizer.save_pretrained(tmp_path / "saved")
+    served = EmotionClassifier.from_pretrained(tmp_path / "saved", device="cpu", quantize="off")
+    assert np.array_equal(served.thresholds, result.classifier.thresholds)
+    assert evaluate_classifier(result.classifier, data) == evaluate_classifier(served, data)
