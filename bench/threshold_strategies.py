@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.evaluation import THRESHOLD_GRID, apply_thresholds, tune_thresholds  # noqa: E402
+from models.evaluation import THRESHOLD_GRID, apply_thresholds, f1_scores, tune_thresholds  # noqa: E402
 
 Strategy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -35,12 +35,7 @@ Strategy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def macro_f1(probabilities: np.ndarray, gold: np.ndarray, thresholds: np.ndarray) -> float:
     """Macro-F1 over the labels, with the same rule as serving (a text with no label above threshold takes its top)."""
     predicted = apply_thresholds(probabilities, thresholds).astype(bool)
-    truth = gold.astype(bool)
-    tp = (predicted & truth).sum(axis=0)
-    fp = (predicted & ~truth).sum(axis=0)
-    fn = (~predicted & truth).sum(axis=0)
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    return float(f1.mean())
+    return float(f1_scores(predicted, gold.astype(bool), axis=0).mean())
 
 
 def global_threshold(probabilities: np.ndarray, gold: np.ndarray) -> float:

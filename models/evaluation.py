@@ -76,12 +76,17 @@ def tune_thresholds(probabilities: np.ndarray, y_true: np.ndarray, grid: np.ndar
     for label in range(probabilities.shape[1]):
         gold = y_true[:, label].astype(bool)
         predicted = probabilities[:, label][None, :] >= grid[:, None]  # (grid, n)
-        tp = (predicted & gold).sum(axis=1)
-        fp = (predicted & ~gold).sum(axis=1)
-        fn = (~predicted & gold).sum(axis=1)
-        f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-        thresholds[label] = grid[int(np.argmax(f1))]
+        thresholds[label] = grid[int(np.argmax(f1_scores(predicted, gold[None, :], axis=1)))]
     return thresholds
+
+
+def f1_scores(predicted: np.ndarray, gold: np.ndarray, axis: int) -> np.ndarray:
+    """F1 of boolean predictions against boolean gold (broadcast together), counted along ``axis``; 0 where no
+    prediction is right."""
+    tp = (predicted & gold).sum(axis=axis)
+    fp = (predicted & ~gold).sum(axis=axis)
+    fn = (~predicted & gold).sum(axis=axis)
+    return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
 
 
 def apply_thresholds(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

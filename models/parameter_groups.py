@@ -40,6 +40,7 @@ def parameter_groups(
         if not parameter.requires_grad:
             continue
         decayed = parameter.ndim >= 2 and "LayerNorm" not in name
+        # Without decay every depth shares one rate: two groups, not one per layer (fewer optimizer launches).
         level = depth(name, num_layers) if layer_decay != 1.0 else top
         groups.setdefault((level, decayed), []).append(parameter)
     return [
