@@ -31,5 +31,8 @@ run tiny && step new_tiny.md 130 env $CUDA EMOSTREAM_MODEL=/tmp/tiny bash -c 'ne
 run one-process && step new_minilm_1process.md 130 env $CUDA EMOSTREAM_MODEL=/tmp/mini \
   bash -c 'new --n 30000 --inference-processes 1'
 run old-tiny && step old_tiny.md 120 env $CUDA EMOSTREAM_MODEL=/tmp/tiny bash -c 'old --n 30000'
+# Opt-in (STREAM_STEPS=new,fp32): MiniLM without autocast, against `new` in the same call (EMOSTREAM_GPU_PRECISION).
+run fp32 && step new_minilm_fp32.md 170 env $CUDA EMOSTREAM_GPU_PRECISION=fp32 EMOSTREAM_MODEL=/tmp/mini \
+  bash -c 'new --n 30000'
 tail -n 3 "$OUT"/*.err | cut -c1-300
 cat "$OUT"/env.txt "$OUT"/steps.txt "$OUT"/*.md

@@ -4,9 +4,11 @@ Each variant runs in its own fresh process (so its peak memory is its own) over 
 
 - ``pipeline-per-text``: ``pipeline("text-classification")`` called once per text (the naive baseline);
 - ``pipeline-batch64``: the same pipeline with ``batch_size=64`` (pads each batch to its longest text);
-- ``predict-fp32``: ``EmotionClassifier.predict`` (length-sorted buckets, inference mode), quantization off;
+- ``predict-fp32``: ``EmotionClassifier.predict`` (length-sorted buckets, inference mode), quantization off, and on a
+  GPU no autocast (``EMOSTREAM_GPU_PRECISION=fp32``);
 - ``predict-int8``: the same with int8 dynamic quantization of the Linear layers (CPU only);
-- on a GPU, ``predict-autocast`` (bf16/fp16 autocast, no int8) and ``pipeline-batch64-bf16`` (the pipeline in bf16).
+- on a GPU, ``predict-autocast`` (the default precision: bf16/fp16 autocast) and ``pipeline-batch64-bf16`` (the
+  pipeline in bf16).
 
 It prints texts/s, peak memory and the ratio to ``pipeline-batch64``, plus the test accuracy of each ``predict`` variant
 (so the cost of int8 is visible), as a Markdown table for docs/benchmarks.md.
@@ -56,7 +58,10 @@ def run_variant(variant: str, model: str, data: str, device: str, limit: int | N
         from models.classifier import EmotionClassifier
 
         quantize = "on" if variant == "predict-int8" else "off"
-        classifier = EmotionClassifier.from_pretrained(model, device=device, quantize=quantize, batch_size=64)
+        precision = "fp32" if variant == "predict-fp32" else "auto"
+        classifier = EmotionClassifier.from_pretrained(
+            model, device=device, quantize=quantize, precision=precision, batch_size=64
+        )
 
         def predict(items):
             return [p.label for p in classifier.predict(items)]
@@ -106,8 +111,8 @@ def main() -> None:
 
     model = str(ModelRegistry(Settings.from_env().registry_dir).resolve(args.model))
     on_gpu = args.device.startswith("cuda")
-    if on_gpu:  # predict always autocasts on CUDA; the bf16 pipeline makes the comparison fair
-        variants = ["pipeline-per-text", BASELINE, "pipeline-batch64-bf16", "predict-autocast"]
+    if on_gpu:  # predict autocasts on CUDA by default; the bf16 pipeline makes the comparison fair
+        variants = ["pipeline-per-text", BASELINE, "pipeline-batch64-bf16", "predict-autocast", "predict-fp32"]
     else:
         variants = ["pipeline-per-text", BASELINE, "predict-fp32", "predict-int8"]
     if args.variants:

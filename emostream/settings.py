@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 Device = Literal["auto", "cpu", "cuda"]
 Quantize = Literal["auto", "on", "off"]
+GpuPrecision = Literal["auto", "bf16", "fp16", "fp32"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -64,6 +65,11 @@ class Settings:
     quantize: Quantize = _env(
         "int8 dynamic quantization of Linear layers on CPU: `auto` uses it when the checkpoint's own accuracy check "
         "approved it, `on` always, `off` never.",
+        default="auto",
+    )
+    gpu_precision: GpuPrecision = _env(
+        "Inference on a GPU: `auto` (bf16 autocast where the GPU has it, else fp16), `bf16`, `fp16` or `fp32` (no "
+        "autocast; small models can be faster so, see docs/benchmarks.md). No effect on CPU.",
         default="auto",
     )
     max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
@@ -277,7 +283,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_kafka_security()
-        for name, allowed in (("device", Device), ("quantize", Quantize)):
+        for name, allowed in (("device", Device), ("quantize", Quantize), ("gpu_precision", GpuPrecision)):
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise SettingsError(f"{PREFIX}{name.upper()}={value!r}: expected one of {', '.join(get_args(allowed))}")
@@ -428,6 +434,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "model",
         "device",
         "quantize",
+        "gpu_precision",
         "max_length",
         "batch_size",
     ),
@@ -549,7 +556,7 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
             raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
     if name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
         return raw.strip().upper()
-    return raw.strip().lower() if name in ("device", "quantize", "log_level", "log_format") else raw
+    return raw.strip().lower() if name in ("device", "quantize", "gpu_precision", "log_level", "log_format") else raw
 
 
 if __name__ == "__main__":  # python -m emostream.settings: the README's configuration reference

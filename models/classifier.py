@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from models.device import autocast, resolve_device
+from models.device import PRECISIONS, autocast, autocast_dtype, resolve_device
 from models.prediction import Prediction
 
 MULTI_LABEL = "multi_label_classification"
@@ -44,15 +44,19 @@ class EmotionClassifier:
         max_length: int = 128,
         batch_size: int = 64,
         quantized: bool = False,
+        precision: str = "auto",
     ) -> None:
         if max_length <= 2 or batch_size <= 0:
             raise ValueError("max_length must be above 2 and batch_size positive")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self._encoder = truncating_encoder(tokenizer, max_length)
         self.batch_size = batch_size
         self.quantized = quantized
+        self.precision = precision  # GPU autocast (models.device.autocast); no effect on CPU
         self.model = model.to(self.device).eval()
         config = model.config
         self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
@@ -71,6 +75,7 @@ class EmotionClassifier:
         max_length: int = 128,
         batch_size: int = 64,
         quantize: str = "auto",
+        precision: str = "auto",
     ) -> EmotionClassifier:
         """Load a checkpoint folder or hub id.
 
@@ -80,8 +85,11 @@ class EmotionClassifier:
             max_length: tokens kept per text.
             batch_size: texts per forward pass.
             quantize: ``auto`` (int8 on CPU when the checkpoint approved it), ``on`` (int8 on CPU) or ``off``.
+            precision: on a GPU, ``auto`` (bf16 where supported, else fp16), ``bf16``, ``fp16`` or ``fp32``.
         """
         resolved = resolve_device(device)
+        if resolved.type == "cuda":  # a precision the GPU lacks is an error at load, not at the first batch
+            autocast_dtype(precision, bf16_supported=torch.cuda.is_bf16_supported())
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 str(path_or_id), use_safetensors=True, dtype=torch.float32
@@ -91,7 +99,15 @@ class EmotionClassifier:
         use_int8 = resolved.type == "cpu" and (quantize == "on" or (quantize == "auto" and approved))
         if use_int8:
             model = quantize_int8(model)
-        return cls(model, tokenizer, device=resolved, max_length=max_length, batch_size=batch_size, quantized=use_int8)
+        return cls(
+            model,
+            tokenizer,
+            device=resolved,
+            max_length=max_length,
+            batch_size=batch_size,
+            quantized=use_int8,
+            precision=precision,
+        )
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write a standard HF checkpoint (safetensors) with its tokenizer."""
@@ -130,7 +146,7 @@ class EmotionClassifier:
     def forward(self, batch: list[list[int]]) -> np.ndarray:
         """Probabilities for one batch of token id lists (padded here to the batch's longest)."""
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id or 0)
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             logits = self.model(
                 input_ids=input_ids.to(self.device, non_blocking=True),
                 attention_mask=attention_mask.to(self.device, non_blocking=True),
@@ -154,13 +170,14 @@ class EmotionClassifier:
 
 def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
     """Load the checkpoint folder ``path`` the way the worker serves it: ``settings`` (``emostream.settings.Settings``)
-    gives the device, token length, forward-pass size and int8 policy."""
+    gives the device, token length, forward-pass size, int8 policy and GPU precision."""
     return EmotionClassifier.from_pretrained(
         path,
         device=settings.device,
         max_length=settings.max_length,
         batch_size=settings.batch_size,
         quantize=settings.quantize,
+        precision=settings.gpu_precision,
     )
 
 

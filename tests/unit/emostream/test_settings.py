@@ -23,12 +23,13 @@ def test_values_are_parsed_and_typed(tmp_path):
             "EMOSTREAM_REGISTRY_DIR": str(tmp_path),
             "EMOSTREAM_DEVICE": "CPU",
             "EMOSTREAM_BATCH_SIZE": "16",
+            "EMOSTREAM_GPU_PRECISION": "FP32",
             "EMOSTREAM_BASE_MODEL": "some/hub-id",
             "EMOSTREAM_UNRELATED": "x",
         }
     )
     assert settings.registry_dir == tmp_path and settings.device == "cpu" and settings.batch_size == 16
-    assert settings.base_model == "some/hub-id"
+    assert settings.base_model == "some/hub-id" and settings.gpu_precision == "fp32"
     with pytest.raises(AttributeError):
         settings.device = "cuda"  # frozen
 
@@ -40,6 +41,7 @@ def test_values_are_parsed_and_typed(tmp_path):
         ("EMOSTREAM_BATCH_SIZE", "many", "not an integer"),
         ("EMOSTREAM_MAX_LENGTH", "0", "must be positive"),
         ("EMOSTREAM_QUANTIZE", "maybe", "EMOSTREAM_QUANTIZE"),
+        ("EMOSTREAM_GPU_PRECISION", "fp8", "EMOSTREAM_GPU_PRECISION='fp8': expected one of auto, bf16, fp16, fp32"),
         ("EMOSTREAM_RETRAIN_REPLAY_RATIO", "-1", "must not be negative"),
         ("EMOSTREAM_RETRAIN_EPOCHS", "0", "must be positive"),
         # It held a count before it became a ratio: refused, not silently ignored.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from transformers import pipeline
 
 from models.classifier import (
@@ -14,6 +15,7 @@ from models.classifier import (
     pad_batch,
     truncating_encoder,
 )
+from models.device import autocast_dtype
 
 LABELS = ["sadness", "joy", "anger"]
 TEXTS = [
@@ -91,6 +93,33 @@ def test_quantization_follows_the_checkpoint_approval(make_tiny_bert, tmp_path):
     assert len(forced.predict(TEXTS)) == len(TEXTS)
     with pytest.raises(RuntimeError, match="quantized"):
         forced.save_pretrained(tmp_path / "again")
+
+
+@pytest.mark.parametrize(
+    ("precision", "bf16_supported", "expected"),
+    [
+        ("auto", True, torch.bfloat16),
+        ("auto", False, torch.float16),
+        ("fp16", True, torch.float16),
+        ("bf16", True, torch.bfloat16),
+        ("fp32", True, None),  # no autocast at all
+        ("fp32", False, None),
+    ],
+)
+def test_gpu_precision_picks_the_autocast_dtype(precision, bf16_supported, expected):
+    assert autocast_dtype(precision, bf16_supported=bf16_supported) == expected
+
+
+def test_gpu_precision_refuses_what_the_gpu_or_the_name_cannot_be(make_tiny_bert):
+    with pytest.raises(RuntimeError, match="does not support"):
+        autocast_dtype("bf16", bf16_supported=False)
+    model, tokenizer = tiny_model(make_tiny_bert)
+    with pytest.raises(ValueError, match="expected one of auto, bf16, fp16, fp32"):
+        EmotionClassifier(model, tokenizer, device="cpu", precision="half")
+    # On CPU every precision predicts in fp32: the same scores whatever was asked for.
+    fp32 = EmotionClassifier(model, tokenizer, device="cpu", precision="fp32").predict_proba(TEXTS)
+    auto = EmotionClassifier(model, tokenizer, device="cpu", precision="auto").predict_proba(TEXTS)
+    np.testing.assert_array_equal(fp32, auto)
 
 
 def test_length_sorted_batches_and_padding():
