@@ -34,7 +34,7 @@ if [ "${PARALLEL:-0}" = 1 ]; then
   for set in emotion goemotions; do
     cat "$OUT"/sweep_"$set"_*.jsonl > "$OUT/sweep_$set.jsonl" 2>/dev/null; rm -f "$OUT"/sweep_"$set"_*.jsonl
   done
-  tail -n 5 "$OUT"/*.err | cut -c1-300 > "$OUT/errors.txt"; rm -f "$OUT"/*.err
+  tail -n 5 "$OUT"/*.err 2>/dev/null | cut -c1-300 > "$OUT/errors.txt"; rm -f "$OUT"/*.err  # none if nothing ran
 else
   [ "${EMOTION:-1}" = 0 ] || step sweep_emotion.jsonl "${EMOTION_LIMIT:-230}" "${emotion[@]}" \
     --candidates "$EMOTION_CANDIDATES" --seeds "$EMOTION_SEEDS" --save-best /tmp/best_emotion
