@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from emostream.settings import REPO_ROOT, SECTIONS, Settings, SettingsError
+from emostream.settings import REPO_ROOT, SECTIONS, GpuPrecision, Settings, SettingsError
 
 
 def test_defaults_without_environment():
@@ -55,6 +56,13 @@ def test_values_are_parsed_and_typed(tmp_path):
 def test_bad_values_name_the_variable(variable, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({variable: value})
+
+
+def test_the_gpu_precisions_are_the_ones_models_know():
+    # models/ does not import the settings, so the two lists are kept equal here.
+    from models.device import PRECISIONS
+
+    assert get_args(GpuPrecision) == PRECISIONS
 
 
 def test_every_setting_is_in_one_section_in_the_order_of_the_fields():
