@@ -69,7 +69,7 @@ class Settings:
     )
     gpu_precision: GpuPrecision = _env(
         "Inference on a GPU: `auto` (bf16 autocast where the GPU has it, else fp16), `bf16`, `fp16` or `fp32` (no "
-        "autocast; small models can be faster so, see docs/benchmarks.md). No effect on CPU.",
+        "autocast; a small model can be faster so, see docs/notes.md). No effect on CPU.",
         default="auto",
     )
     max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
