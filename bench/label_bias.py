@@ -19,7 +19,6 @@ The scores the offsets produce, ``softmax(log p + b)``, are scored for calibrati
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.cross_fitting import halves, parse_args, score_splits  # noqa: E402
 from models.calibration import expected_calibration_error, log_probabilities, softmax  # noqa: E402
 from models.evaluation import f1_scores  # noqa: E402
 
@@ -85,41 +85,21 @@ def scores(log_p: np.ndarray, gold: np.ndarray, offsets: np.ndarray) -> dict[str
 
 def cross_fitted(strategy: Strategy, log_p: np.ndarray, gold: np.ndarray, halvings: int) -> dict[str, float]:
     """Mean scores on held-out halves of the validation split, offsets tuned on the other half."""
-    rows = []
-    for seed in range(halvings):
-        order = np.random.default_rng(seed).permutation(len(gold))
-        a, b = order[: len(order) // 2], order[len(order) // 2 :]
-        for tune, held_out in ((a, b), (b, a)):
-            rows.append(scores(log_p[held_out], gold[held_out], strategy(log_p[tune], gold[tune])))
+    rows = [
+        scores(log_p[held_out], gold[held_out], strategy(log_p[tune], gold[tune]))
+        for tune, held_out in halves(len(gold), halvings)
+    ]
     return {key: statistics.fmean(row[key] for row in rows) for key in rows[0]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a single-label checkpoint folder")
-    parser.add_argument("--data", required=True, help="a dataset folder with validation and test splits")
-    parser.add_argument("--halvings", type=int, default=10, help="random halvings of the validation split")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-
-    from emostream.logs import configure_logging
-    from models.classifier import EmotionClassifier
-    from models.data import load_splits
-
-    configure_logging()
-    classifier = EmotionClassifier.from_pretrained(args.model, device=args.device, quantize="off")
-    if classifier.multi_label:
-        raise SystemExit(f"{args.model} is a multi-label model: see bench/threshold_strategies.py")
-    splits = load_splits(args.data, multi_label=False)
-    if splits.test is None:
-        raise SystemExit(f"{args.data} has no test split")
-    labels = classifier.labels
-    validation, test = splits.validation.relabel(labels), splits.test.relabel(labels)
+    args = parse_args(__doc__)
+    scored = score_splits(args, multi_label=False, other_bench="bench/threshold_strategies.py")
+    labels = scored.labels
     # The served (temperature-scaled) probabilities: the offsets act on what the model card's figures come from.
-    lp_val = log_probabilities(classifier.predict_proba(validation.texts))
-    lp_test = log_probabilities(classifier.predict_proba(test.texts))
-    y_val = np.array([t[0] for t in validation.targets])
-    y_test = np.array([t[0] for t in test.targets])
+    lp_val, lp_test = log_probabilities(scored.validation), log_probabilities(scored.test)
+    y_val = np.array([t[0] for t in scored.validation_targets])
+    y_test = np.array([t[0] for t in scored.test_targets])
 
     print(f"model {args.model}: {len(labels)} labels; validation {len(y_val)} texts, test {len(y_test)}")
     offsets = tune_offsets(lp_val, y_val)

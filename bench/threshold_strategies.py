@@ -16,7 +16,6 @@ over several halvings), then tuned on the whole split and scored on test. The mo
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.cross_fitting import halves, parse_args, score_splits  # noqa: E402
 from models.evaluation import THRESHOLD_GRID, apply_thresholds, f1_scores, tune_thresholds  # noqa: E402
 
 Strategy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -82,47 +82,27 @@ STRATEGIES: dict[str, Strategy] = {
 
 def cross_fitted(strategy: Strategy, probabilities: np.ndarray, gold: np.ndarray, halvings: int) -> list[float]:
     """Macro-F1 on held-out halves of the validation split, thresholds tuned on the other half."""
-    scores = []
-    for seed in range(halvings):
-        order = np.random.default_rng(seed).permutation(len(gold))
-        a, b = order[: len(order) // 2], order[len(order) // 2 :]
-        for tune, held_out in ((a, b), (b, a)):
-            thresholds = strategy(probabilities[tune], gold[tune])
-            scores.append(macro_f1(probabilities[held_out], gold[held_out], thresholds))
-    return scores
+    return [
+        macro_f1(probabilities[held_out], gold[held_out], strategy(probabilities[tune], gold[tune]))
+        for tune, held_out in halves(len(gold), halvings)
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a multi-label checkpoint folder")
-    parser.add_argument("--data", required=True, help="a dataset folder with validation (or dev) and test splits")
-    parser.add_argument("--halvings", type=int, default=10, help="random halvings of the validation split")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-
-    from emostream.logs import configure_logging
-    from models.classifier import EmotionClassifier
-    from models.data import load_splits
+    args = parse_args(__doc__)
     from models.evaluation import indicator_matrix
 
-    configure_logging()
-    classifier = EmotionClassifier.from_pretrained(args.model, device=args.device, quantize="off")
-    if not classifier.multi_label:
-        raise SystemExit(f"{args.model} is a single-label model: thresholds apply to multi-label ones")
-    splits = load_splits(args.data, multi_label=True)
-    if splits.test is None:
-        raise SystemExit(f"{args.data} has no test split")
-    labels = classifier.labels
-    validation, test = splits.validation.relabel(labels), splits.test.relabel(labels)
-    p_val, p_test = classifier.predict_proba(validation.texts), classifier.predict_proba(test.texts)
-    y_val, y_test = indicator_matrix(validation.targets, len(labels)), indicator_matrix(test.targets, len(labels))
+    scored = score_splits(args, multi_label=True, other_bench="bench/label_bias.py")
+    labels, p_val, p_test = scored.labels, scored.validation, scored.test
+    y_val = indicator_matrix(scored.validation_targets, len(labels))
+    y_test = indicator_matrix(scored.test_targets, len(labels))
 
     print(f"model {args.model}: {len(labels)} labels; validation {len(y_val)} texts, test {len(y_test)}")
     print(f"cross-fitting: {args.halvings} random halvings of validation, each half scored with the other's thresholds")
     print()
     print("| strategy | validation, tuned on itself | validation halves, held out: mean (min-max) | test |")
     print("| --- | --- | --- | --- |")
-    saved = classifier.thresholds
+    saved = scored.thresholds
     print(f"| as saved | {macro_f1(p_val, y_val, saved):.4f} | | {macro_f1(p_test, y_test, saved):.4f} |")
     for name, strategy in STRATEGIES.items():
         held_out = cross_fitted(strategy, p_val, y_val, args.halvings)
