@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from models.device import PRECISIONS, autocast, autocast_dtype, resolve_device
+from models.device import autocast, device_autocast_dtype, resolve_device
 from models.prediction import Prediction
 
 MULTI_LABEL = "multi_label_classification"
@@ -48,15 +48,14 @@ class EmotionClassifier:
     ) -> None:
         if max_length <= 2 or batch_size <= 0:
             raise ValueError("max_length must be above 2 and batch_size positive")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self._encoder = truncating_encoder(tokenizer, max_length)
         self.batch_size = batch_size
         self.quantized = quantized
-        self.precision = precision  # GPU autocast (models.device.autocast); no effect on CPU
+        self.precision = precision
+        self._autocast_dtype = device_autocast_dtype(self.device, precision)  # None on CPU; fails if the GPU lacks it
         self.model = model.to(self.device).eval()
         config = model.config
         self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
@@ -88,8 +87,7 @@ class EmotionClassifier:
             precision: on a GPU, ``auto`` (bf16 where supported, else fp16), ``bf16``, ``fp16`` or ``fp32``.
         """
         resolved = resolve_device(device)
-        if resolved.type == "cuda":  # a precision the GPU lacks is an error at load, not at the first batch
-            autocast_dtype(precision, bf16_supported=torch.cuda.is_bf16_supported())
+        device_autocast_dtype(resolved, precision)  # a precision this device cannot run fails before the weights load
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 str(path_or_id), use_safetensors=True, dtype=torch.float32
@@ -146,7 +144,7 @@ class EmotionClassifier:
     def forward(self, batch: list[list[int]]) -> np.ndarray:
         """Probabilities for one batch of token id lists (padded here to the batch's longest)."""
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id or 0)
-        with autocast(self.device, self.precision):
+        with autocast(self._autocast_dtype):
             logits = self.model(
                 input_ids=input_ids.to(self.device, non_blocking=True),
                 attention_mask=attention_mask.to(self.device, non_blocking=True),

@@ -19,18 +19,25 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """Autocast on a GPU in the dtype :func:`autocast_dtype` picks; nothing on CPU (fp32 there is the fast path)."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = autocast_dtype(precision, bf16_supported=torch.cuda.is_bf16_supported())
+def autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """CUDA autocast in ``dtype``; nothing for ``None`` (CPU, or fp32 asked for). Resolve ``dtype`` once, with
+    :func:`device_autocast_dtype`, not per forward pass."""
     return contextlib.nullcontext() if dtype is None else torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def device_autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``device``: ``None`` on CPU (fp32 there is the fast path), else :func:`autocast_dtype`
+    for this GPU."""
+    if device.type != "cuda":
+        autocast_dtype(precision, bf16_supported=True)  # the name is still checked: a typo fails on CPU too
+        return None
+    return autocast_dtype(precision, bf16_supported=torch.cuda.is_bf16_supported())
 
 
 def autocast_dtype(precision: str, *, bf16_supported: bool) -> torch.dtype | None:
     """The autocast dtype of a GPU ``precision``, or ``None`` for plain fp32: ``auto`` is bf16 where the GPU has it,
-    else fp16. A small model can run faster in fp32 (the kernels' fixed cost outweighs the halved arithmetic), which
-    is why the choice is the operator's (``EMOSTREAM_GPU_PRECISION``)."""
+    else fp16. One probe on an H200 ran MiniLM faster in fp32 (docs/notes.md, not yet a benchmark), which is why the
+    choice is the operator's (``EMOSTREAM_GPU_PRECISION``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"GPU precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "fp32":

@@ -45,7 +45,7 @@ from models.classifier import (
     quiet_transformers,
 )
 from models.data import LabelledTexts, Splits
-from models.device import autocast, resolve_device
+from models.device import autocast, device_autocast_dtype, resolve_device
 from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
 from models.parameter_groups import parameter_groups
@@ -228,6 +228,7 @@ class FineTuner:
         self.validation_data = splits.validation.relabel(self.labels)
         self.select_by = select_by
         self.device = resolve_device(config.device)
+        self.autocast_dtype = device_autocast_dtype(self.device)  # bf16 (else fp16) on a GPU, None on CPU
 
     def train(self) -> TrainingResult:
         """Run the phases: prepare, warm up the head (if asked), fit (keeping the best epoch), finish; return the
@@ -445,7 +446,7 @@ class FineTuner:
                 step = self.config.eval_batch_size
                 for start in range(0, len(token_ids), step):
                     input_ids, attention_mask = pad_batch(token_ids[start : start + step], pad_id)
-                    with autocast(self.device):
+                    with autocast(self.autocast_dtype):
                         model(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device))
         finally:
             hook.remove()
@@ -481,7 +482,7 @@ class FineTuner:
         bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", disable=self._no_progress())
         for indices in bar:
             input_ids, attention_mask = pad_batch([token_ids[i] for i in indices], pad_id)
-            with autocast(self.device):
+            with autocast(self.autocast_dtype):
                 logits = model(
                     input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
                 ).logits
