@@ -1,4 +1,4 @@
-"""CPU per event of four pure steps of the classify path, old way and new, in one run and one process:
+"""CPU per event of six pure steps of the classify path, old way and new, in one run and one process:
 
 - predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
   converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
@@ -9,7 +9,12 @@
 - partitions of the labelled records: aiokafka's ``DefaultPartitioner`` key by key (pure-Python murmur2, what
   ``send`` does) against ``stream.kafka.partitioning.partitions_for_keys`` (the batch's keys hashed together);
 - labelled output records: a dead-letter fallback made per record as a closure (the baseline, as
-  ``BatchLabeller.labelled_outputs`` did) against ``labelled_outputs`` (one shared fallback, the record as origin).
+  ``BatchLabeller.labelled_outputs`` did) against ``labelled_outputs`` (one shared fallback, the record as origin);
+- what an inference process sends: a ``Prediction`` per text, pickled (the baseline, as ``_predict`` did) against
+  ``PredictionColumns`` (``EmotionClassifier.predict_columns``), pickled;
+- what the worker makes of it: unpickle, a labelled event per text with its scores as a dict, its margin (review is on
+  by default) and its JSON record (the baseline) against unpickling the columns, ``stream.labelling.label`` and
+  ``LabelledEvent.to_json`` (the scores spliced in as JSON already).
 
 Each pair is checked to give the same result. Prints microseconds per event and the ratios.
 
@@ -19,9 +24,11 @@ Each pair is checked to give the same result. Prints microseconds per event and 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +36,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+
+
+@dataclass(slots=True)
+class LabelledAsItWas:
+    """``stream.schemas.LabelledEvent`` before session 16: the scores as a dict, the margin computed when asked."""
+
+    id: str
+    source: str
+    ts: int
+    label: str
+    score: float
+    scores: dict[str, float]
+    model_version: str
+    processed_at: int
 
 
 def us_per_event(work: Callable[[], object], events: int, repeat: int) -> float:
@@ -49,16 +70,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
+    import orjson
     from aiokafka.partitioner import DefaultPartitioner
 
     from models.classifier import EmotionClassifier
-    from models.prediction import Prediction
+    from models.prediction import Prediction, PredictionColumns, score_margin
     from stream.agents import BatchLabeller
     from stream.aggregation import KeyState, WindowAggregator, WindowSpec
     from stream.delivery import Outgoing
     from stream.kafka.partitioning import partitions_for_keys
-    from stream.labelling import Accepted, InputRecord
-    from stream.schemas import LabelledEvent, TextEvent
+    from stream.labelling import Accepted, InputRecord, label
+    from stream.schemas import TextEvent
 
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(len(LABELS)), size=args.batch).astype(np.float32)
@@ -70,7 +92,7 @@ def main() -> None:
             for row, top in zip(probabilities, tops, strict=True)
         ]
 
-    serving = SimpleNamespace(labels=LABELS, multi_label=False)  # what _to_prediction reads of a single-label model
+    serving = SimpleNamespace(labels=LABELS, multi_label=False)  # what _to_prediction, _to_columns read of a model
 
     def row_tolist() -> list[Prediction]:
         return [
@@ -124,10 +146,7 @@ def main() -> None:
         Accepted(InputRecord(b"{}", "texts", 0, i), TextEvent(f"tp-{i}", "a text", "chat", start_ms + i))
         for i in range(args.batch)
     ]
-    labelled = [
-        LabelledEvent.of(item.event, prediction, "v0001", start_ms + 1000)
-        for item, prediction in zip(accepted, predictions, strict=True)
-    ]
+    labelled = label(accepted, PredictionColumns.of(predictions), "v0001", start_ms + 1000)
     labeller = SimpleNamespace(topics=SimpleNamespace(labelled="labelled"), _output_failed=lambda record, why: None)
 
     def closure_per_record() -> list[Outgoing]:
@@ -150,6 +169,37 @@ def main() -> None:
     if [o.value for o in closure_per_record()] != [o.value for o in shared_fallback()]:
         raise SystemExit("the two ways of building labelled records differ")
 
+    def predictions_pickled() -> bytes:
+        return pickle.dumps(row_tolist(), protocol=pickle.HIGHEST_PROTOCOL)  # as ProcessPoolExecutor sends results
+
+    def columns_pickled() -> bytes:
+        columns = EmotionClassifier._to_columns(serving, probabilities)
+        return pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
+
+    sent_predictions, sent_columns = predictions_pickled(), columns_pickled()
+    if PredictionColumns.of(pickle.loads(sent_predictions)) != pickle.loads(sent_columns):
+        raise SystemExit("the two predictions differ")
+
+    def records_from_predictions() -> list[bytes]:
+        out = []
+        for item, prediction in zip(accepted, pickle.loads(sent_predictions), strict=True):
+            event = item.event
+            result = LabelledAsItWas(
+                event.id, event.source, event.ts, prediction.label, prediction.score, prediction.scores, "v0001", 1
+            )
+            score_margin(result.scores)  # review_picks read it for every event
+            record = {"id": result.id, "source": result.source, "ts": result.ts, "label": result.label}
+            record.update(score=result.score, scores=result.scores)
+            record.update(model_version=result.model_version, processed_at=result.processed_at)
+            out.append(orjson.dumps(record))
+        return out
+
+    def records_from_columns() -> list[bytes]:
+        return [result.to_json() for result in label(accepted, pickle.loads(sent_columns), "v0001", 1)]
+
+    if records_from_predictions() != records_from_columns():
+        raise SystemExit("the two ways of making labelled records differ")
+
     rows = [
         (
             "predictions from probabilities",
@@ -170,6 +220,16 @@ def main() -> None:
             "labelled output records",
             us_per_event(closure_per_record, args.batch, args.repeat),
             us_per_event(shared_fallback, args.batch, args.repeat),
+        ),
+        (
+            "inference process: predictions pickled",
+            us_per_event(predictions_pickled, args.batch, args.repeat),
+            us_per_event(columns_pickled, args.batch, args.repeat),
+        ),
+        (
+            "worker: labelled records from what arrives",
+            us_per_event(records_from_predictions, args.batch, args.repeat),
+            us_per_event(records_from_columns, args.batch, args.repeat),
         ),
     ]
     print(f"micro-batches of {args.batch} events, {args.repeat} per round, the best of 5 rounds\n")

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from models.data import load_file
-    from models.prediction import Prediction
+    from models.prediction import Prediction, PredictionColumns
     from stream.agents import WorkerStats
     from stream.delivery import DeliveryReport
     from stream.labelling import InputRecord, aggregation_input, label, split_batch
@@ -57,7 +57,7 @@ def main() -> None:
     def baseline():
         accepted, dead = split_batch(records, now_ms=now, limits=limits)
         predictions = [Prediction(labels[i % 6], 0.9, {labels[i % 6]: 0.9, "joy": 0.1}) for i in range(len(accepted))]
-        labelled = label(accepted, predictions, "v0001", now)
+        labelled = label(accepted, PredictionColumns.of(predictions), "v0001", now)
         aggregation_input(labelled)
         [result.to_json() for result in labelled]
         return accepted, dead, labelled

@@ -49,6 +49,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-llrd": ("full", {"layer_decay": 0.85, "learning_rate": 1e-4}),  # `full` itself since session 14
     "full-flat": ("full", {"learning_rate": 8e-5, "layer_decay": 1.0}),  # `full` before session 14
     "full-12ep-cw-llrd": ("full", {"epochs": 12, "class_weights": True}),  # full-12ep-cw with full's layer decay
+    "full-ld75": ("full", {"layer_decay": 0.75}),  # stronger decay: embeddings at 0.75^7 = 0.13 of the head's rate
 }
 
 

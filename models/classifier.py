@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from models.device import autocast, device_autocast_dtype, resolve_device
-from models.prediction import Prediction
+from models.prediction import Prediction, PredictionColumns
 
 MULTI_LABEL = "multi_label_classification"
 DEFAULT_THRESHOLD = 0.5
@@ -120,6 +121,30 @@ class EmotionClassifier:
         tops = probabilities.argmax(axis=1).tolist()
         return [self._to_prediction(row, top) for row, top in zip(probabilities, tops, strict=True)]
 
+    def predict_columns(self, texts: Sequence[str]) -> PredictionColumns:
+        """The predictions :meth:`predict` makes, as :class:`PredictionColumns` (what the stream's inference processes
+        send their worker)."""
+        return self._to_columns(self.predict_proba(texts))
+
+    def _to_columns(self, probabilities: np.ndarray) -> PredictionColumns:
+        tops = probabilities.argmax(axis=1).tolist()
+        if len(self.labels) > 1:
+            # In float64, as score_margin subtracts the scores once they are Python floats: the same margins exactly.
+            ordered = np.sort(probabilities.astype(np.float64), axis=1)
+            margins = (ordered[:, -1] - ordered[:, -2]).tolist()
+        else:
+            margins = [1.0] * len(tops)
+        names, scores, scores_json = [], [], []
+        for row, top in zip(probabilities, tops, strict=True):
+            values = row.tolist()  # row by row, as in _to_prediction
+            names.append(self.labels[top])
+            scores.append(values[top])
+            scores_json.append(orjson.dumps(dict(zip(self.labels, values, strict=True))))
+        chosen = None
+        if self.multi_label:
+            chosen = [self._chosen(row, top) for row, top in zip(probabilities, tops, strict=True)]
+        return PredictionColumns(names, scores, margins, scores_json, chosen)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(labels))``, rows in the order of ``texts``."""
         if isinstance(texts, str):
@@ -159,11 +184,12 @@ class EmotionClassifier:
         # the collector walk the heap over and over.
         values = row.tolist()
         scores = dict(zip(self.labels, values, strict=True))
-        chosen = None
-        if self.multi_label:
-            above = np.flatnonzero(row >= self.thresholds)
-            chosen = tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
-        return Prediction(self.labels[top], values[top], scores, chosen)
+        return Prediction(self.labels[top], values[top], scores, self._chosen(row, top) if self.multi_label else None)
+
+    def _chosen(self, row: np.ndarray, top: int) -> tuple[str, ...]:
+        """A multi-label model's labels at or above their threshold, most probable first (the top one if none is)."""
+        above = np.flatnonzero(row >= self.thresholds)
+        return tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
 
 
 def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:

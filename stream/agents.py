@@ -27,7 +27,7 @@ import orjson
 import structlog
 
 from emostream.settings import Settings
-from models.prediction import Prediction
+from models.prediction import PredictionColumns
 from stream.aggregation import KeyState, LateEvent, WindowAggregator, WindowRecord
 from stream.delivery import DeliveryReport, Outgoing, Sender, deliver
 from stream.drift import DriftDetector, DriftReport
@@ -241,7 +241,7 @@ class Predictor(Protocol):
 
     async def ensure_loaded(self) -> Any: ...
 
-    async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]: ...
+    async def predict(self, texts: list[str]) -> tuple[PredictionColumns, str]: ...
 
     def processes_alive(self) -> list[bool]: ...  # one per inference process (``/health``)
 

@@ -2,9 +2,10 @@
 
 Each child is a fresh interpreter (``multiprocessing`` spawn, which is also what CUDA needs) that runs one forward pass
 at a time on an equal share of the CPU's threads and keeps at most two models: the one in service and, during a hot
-swap, the next one. Only texts go in and predictions come back. With the model on threads of the worker process,
-Faust's per-event work and the forward passes took turns on one GIL and about 145% of two cores was in use during
-``bench/stream_throughput.py``; in children the cores stay busy (docs/benchmarks.md).
+swap, the next one. Only texts go in, and predictions come back in columns (``models.prediction.PredictionColumns``).
+With the model on threads of the worker process, Faust's per-event work and the forward passes took turns on one GIL
+and about 145% of two cores was in use during ``bench/stream_throughput.py``; in children the cores stay busy
+(docs/benchmarks.md).
 
 A child that dies (killed, out of memory) is replaced and the batch it had is retried once on the new one; a batch that
 kills its child twice fails, and the agent dead-letters it.
@@ -26,6 +27,7 @@ from typing import Any
 import structlog
 
 from emostream.settings import Settings
+from models.prediction import PredictionColumns
 
 log = structlog.get_logger(__name__)
 
@@ -84,8 +86,8 @@ def _load(path: str, keep: str | None) -> ModelInfo:
     return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized)
 
 
-def _predict(path: str, texts: list[str]) -> list:
-    return _models[path].predict(texts)
+def _predict(path: str, texts: list[str]) -> PredictionColumns:
+    return _models[path].predict_columns(texts)
 
 
 # --- in the worker ----------------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class InferencePool:
         assert info is not None
         return info
 
-    async def predict(self, path: str, texts: list[str]) -> list:
+    async def predict(self, path: str, texts: list[str]) -> PredictionColumns:
         """Predictions of the loaded model ``path`` for ``texts``, on the child with the fewest calls in flight."""
         child = min(self._children, key=lambda c: c.pending)
         executor = child.executor

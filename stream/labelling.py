@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from models.prediction import Prediction
+from models.prediction import PredictionColumns
 from stream.schemas import (
     ALL_SOURCES,
     DeadLetter,
@@ -72,12 +72,31 @@ def split_batch(
 
 
 def label(
-    accepted: Sequence[Accepted], predictions: Sequence[Prediction], model_version: str, processed_at: int
+    accepted: Sequence[Accepted], predictions: PredictionColumns, model_version: str, processed_at: int
 ) -> list[LabelledEvent]:
-    """One labelled event per accepted event, in the same order."""
+    """One labelled event per accepted event, in the same order (``predictions`` has one entry per accepted event)."""
     return [
-        LabelledEvent.of(item.event, prediction, model_version, processed_at)
-        for item, prediction in zip(accepted, predictions, strict=True)
+        LabelledEvent(
+            item.event.id,
+            item.event.source,
+            item.event.ts,
+            name,
+            score,
+            scores_json,
+            margin,
+            model_version,
+            processed_at,
+            chosen,
+        )
+        for item, name, score, scores_json, margin, chosen in zip(
+            accepted,
+            predictions.label,
+            predictions.score,
+            predictions.scores_json,
+            predictions.margin,
+            predictions.labels or [None] * len(accepted),
+            strict=True,
+        )
     ]
 
 
@@ -97,9 +116,8 @@ def review_picks(
     if (max_margin <= 0 or rate <= 0) and not boosted:  # review off: no margin to compute for every event
         return picks
     for item, result in zip(accepted, labelled, strict=True):
-        margin = result.margin
-        if (margin < max_margin and draw() < rate) or (boosted and draw() < boosted.get(result.source, 0.0)):
-            picks.append(review_record(item.event, result, margin))
+        if (result.margin < max_margin and draw() < rate) or (boosted and draw() < boosted.get(result.source, 0.0)):
+            picks.append(review_record(item.event, result))
     return picks
 
 

@@ -31,8 +31,6 @@ from typing import Any
 
 import orjson
 
-from models.prediction import Prediction
-
 DEFAULT_SOURCE = "unknown"
 ALL_SOURCES = "*"  # the aggregation key of the all-sources aggregate
 MAX_ID_CHARS = 256
@@ -225,76 +223,48 @@ def parse_timestamp(value: Any, *, default_ms: int) -> int:
     raise ValueError(f"'ts' must be epoch milliseconds or an ISO-8601 string, not {type(value).__name__}")
 
 
-def score_margin(scores: dict[str, float]) -> float:
-    """Top score minus the runner-up: small means the model hesitated between two emotions."""
-    top = sorted(scores.values(), reverse=True)
-    return top[0] - top[1] if len(top) > 1 else 1.0
-
-
 @dataclass(slots=True)  # not frozen: built per event, and frozen costs ~0.7 us more each
 class LabelledEvent:
-    """A classified event: the ``emotion.labelled`` record, its aggregation entry and its margin."""
+    """A classified event: the ``emotion.labelled`` record, its aggregation entry and its margin. ``scores_json`` is
+    the scores object as the inference process serialized it (``models.prediction.PredictionColumns``)."""
 
     id: str
     source: str
     ts: int
     label: str
     score: float
-    scores: dict[str, float]
+    scores_json: bytes
+    margin: float  # top score minus the runner-up (models.prediction.score_margin)
     model_version: str
     processed_at: int
     labels: tuple[str, ...] | None = None  # multi-label models only
 
-    @classmethod
-    def of(cls, event: TextEvent, prediction: Prediction, model_version: str, processed_at: int) -> LabelledEvent:
-        """``event`` labelled with ``prediction`` by ``model_version`` at ``processed_at`` (epoch ms)."""
-        return cls(
-            event.id,
-            event.source,
-            event.ts,
-            prediction.label,
-            prediction.score,
-            prediction.scores,
-            model_version,
-            processed_at,
-            prediction.labels,
-        )
-
-    @property
-    def margin(self) -> float:
-        """How far the top score lies above the runner-up (see :func:`score_margin`)."""
-        return score_margin(self.scores)
-
-    def to_record(self) -> dict[str, Any]:
-        """The JSON-ready ``emotion.labelled`` record (``labels`` only for multi-label models)."""
+    def to_json(self) -> bytes:
+        """The ``emotion.labelled`` record's bytes (``labels`` only for multi-label models)."""
         record: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
             "ts": self.ts,
             "label": self.label,
             "score": self.score,
-            "scores": self.scores,
+            "scores": orjson.Fragment(self.scores_json),
         }
         if self.labels is not None:
             record["labels"] = list(self.labels)
         record.update(model_version=self.model_version, processed_at=self.processed_at)
-        return record
-
-    def to_json(self) -> bytes:
-        """The record's bytes."""
-        return orjson.dumps(self.to_record())
+        return orjson.dumps(record)
 
 
-def review_record(event: TextEvent, labelled: LabelledEvent, margin: float) -> dict[str, Any]:
+def review_record(event: TextEvent, labelled: LabelledEvent) -> dict[str, Any]:
     """What annotators get on ``emotion.review``: the text, the model's guess and its scores (answers come back on
-    ``emotion.feedback`` as ``{"id", "text", "label"}``)."""
+    ``emotion.feedback`` as ``{"id", "text", "label"}``). For ``orjson.dumps``: the scores are a ``Fragment``."""
     return {
         "id": event.id,
         "text": event.text,
         "source": event.source,
         "ts": event.ts,
         "label": labelled.label,
-        "scores": labelled.scores,
-        "margin": round(margin, 6),
+        "scores": orjson.Fragment(labelled.scores_json),
+        "margin": round(labelled.margin, 6),
         "model_version": labelled.model_version,
     }

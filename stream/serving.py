@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from emostream.settings import Settings
-from models.prediction import Prediction
+from models.prediction import PredictionColumns
 from models.registry import VERSION_PATTERN, ModelRegistry
 from stream.inference import InferencePool, ModelInfo
 
@@ -205,7 +205,7 @@ class ModelServer:
             return False
         return await self.follow_registry()
 
-    async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
+    async def predict(self, texts: list[str]) -> tuple[PredictionColumns, str]:
         """Predictions for ``texts`` and the version that made them (one model for the whole batch)."""
         async with self._gate.prediction():
             served = self.loaded

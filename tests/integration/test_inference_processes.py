@@ -51,9 +51,8 @@ async def test_the_processes_predict_what_the_classifier_predicts_here(served_re
         results = await asyncio.gather(*(pool.predict(model_path, chunk) for chunk in chunks))
     finally:
         pool.close()
-    got = [prediction for chunk in results for prediction in chunk]
-    assert [p.label for p in got] == [p.label for p in expected]
-    assert [p.score for p in got] == pytest.approx([p.score for p in expected], abs=1e-4)
+    assert [name for chunk in results for name in chunk.label] == [p.label for p in expected]
+    assert [score for chunk in results for score in chunk.score] == pytest.approx([p.score for p in expected], abs=1e-4)
 
 
 async def test_a_killed_process_is_replaced_and_its_batch_retried(served_registry, model_path, texts):
@@ -68,7 +67,7 @@ async def test_a_killed_process_is_replaced_and_its_batch_retried(served_registr
         now = child_pids(pool)
     finally:
         pool.close()
-    assert [p.label for p in after] == [p.label for p in before]
+    assert after.label == before.label
     assert killed and now and not set(killed) & set(now)
 
 

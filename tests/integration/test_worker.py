@@ -12,9 +12,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import EmotionClassifier
+from models.prediction import score_margin
 from stream.aggregation import WindowSpec
 from stream.kafka.connection import bootstrap_servers
-from stream.schemas import score_margin
 
 from .streams import BASE_TS, collect, emotion_texts, event, labelled_until_all, send
 

@@ -11,6 +11,7 @@ from models.classifier import (
     MULTI_LABEL,
     EmotionClassifier,
     Prediction,
+    PredictionColumns,
     length_sorted_batches,
     pad_batch,
     truncating_encoder,
@@ -57,6 +58,17 @@ def test_prediction_fields(classifier):
         assert prediction.label == max(prediction.scores, key=prediction.scores.get)
         assert prediction.score == prediction.scores[prediction.label]
         assert prediction.labels is None and "labels" not in prediction.to_dict()
+
+
+def test_columns_are_the_predictions_of_predict(classifier, make_tiny_bert):
+    # The worker's labelled records come from the columns: they must say exactly what predict says.
+    assert classifier.predict_columns(TEXTS) == PredictionColumns.of(classifier.predict(TEXTS))
+    model, tokenizer = tiny_model(make_tiny_bert, multi_label=True, thresholds={"sadness": 0.0, "joy": 1.1})
+    multi_label = EmotionClassifier(model, tokenizer, device="cpu")
+    columns = multi_label.predict_columns(TEXTS)
+    assert columns == PredictionColumns.of(multi_label.predict(TEXTS))
+    assert columns.labels is not None and all("sadness" in chosen for chosen in columns.labels)
+    assert classifier.predict_columns([]) == PredictionColumns([], [], [], [], None)
 
 
 def test_empty_and_wrong_input(classifier):

@@ -13,7 +13,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from emostream.settings import Settings
-from models.prediction import Prediction
+from models.prediction import Prediction, PredictionColumns
 from stream.agents import BatchLabeller, OutputTopics, classify_batches, register_agents
 from stream.app import worker_parts
 from stream.kafka.batches import BatchInput
@@ -36,15 +36,16 @@ class KeywordModel:
     async def ensure_loaded(self):
         return self
 
-    async def predict(self, texts: list[str]) -> tuple[list[Prediction], str]:
+    async def predict(self, texts: list[str]) -> tuple[PredictionColumns, str]:
         if any("fail" in text for text in texts):
             raise RuntimeError("the model failed")
-        return [
+        predictions = [
             Prediction("joy", 0.9, {"joy": 0.9, "fear": 0.1})
             if "happy" in text
             else Prediction("fear", 0.55, {"fear": 0.55, "joy": 0.45})
             for text in texts
-        ], self.version
+        ]
+        return PredictionColumns.of(predictions), self.version
 
 
 class RecordingSender:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from models.prediction import Prediction
+from models.prediction import Prediction, PredictionColumns
 from stream.labelling import InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.schemas import InputLimits
 
@@ -47,7 +47,7 @@ def labelled_batch():
         Prediction("fear", 0.5, {"fear": 0.5, "joy": 0.45, "anger": 0.05}),
         Prediction("anger", 0.6, {"anger": 0.6, "fear": 0.3, "joy": 0.1}),
     ]
-    return accepted, label(accepted, predictions, "v0004", 99)
+    return accepted, label(accepted, PredictionColumns.of(predictions), "v0004", 99)
 
 
 def test_labelled_events_carry_their_event_prediction_and_version():

@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from models.prediction import Prediction
+from models.prediction import score_margin
 from stream.schemas import (
     DEAD_LETTER_RAW_BYTES,
     DeadLetter,
@@ -18,7 +18,6 @@ from stream.schemas import (
     parse_text_event,
     parse_timestamp,
     review_record,
-    score_margin,
 )
 
 NOW_MS = 1_800_000_000_000  # the worker's clock
@@ -136,9 +135,8 @@ def test_review_margin_and_record():
     assert score_margin({"joy": 0.5, "anger": 0.3, "fear": 0.2}) == pytest.approx(0.2)
     assert score_margin({"joy": 1.0}) == 1.0
     event = TextEvent("a", "hmm", "chat", 10)
-    labelled = LabelledEvent("a", "chat", 10, "joy", 0.5, {"joy": 0.5, "anger": 0.45}, "v0001", 20)
-    assert labelled.margin == pytest.approx(0.05)
-    assert review_record(event, labelled, 0.05) == {
+    labelled = LabelledEvent("a", "chat", 10, "joy", 0.5, b'{"joy":0.5,"anger":0.45}', 0.05, "v0001", 20)
+    assert orjson.loads(orjson.dumps(review_record(event, labelled))) == {
         "id": "a",
         "text": "hmm",
         "source": "chat",
@@ -151,8 +149,7 @@ def test_review_margin_and_record():
 
 
 def test_labelled_record_carries_prediction_and_version():
-    event = TextEvent("a", "hi", "chat", 10)
-    labelled = LabelledEvent.of(event, Prediction("joy", 0.9, {"joy": 0.9}), "v0003", 20)
+    labelled = LabelledEvent("a", "chat", 10, "joy", 0.9, orjson.dumps({"joy": 0.9}), 1.0, "v0003", 20)
     record = orjson.loads(labelled.to_json())
     assert record == {
         "id": "a",
@@ -164,12 +161,13 @@ def test_labelled_record_carries_prediction_and_version():
         "model_version": "v0003",
         "processed_at": 20,
     }
+    assert list(record) == ["id", "source", "ts", "label", "score", "scores", "model_version", "processed_at"]
 
 
 def test_a_multi_label_record_lists_its_labels():
-    event = TextEvent("a", "hi", "chat", 10)
-    prediction = Prediction("joy", 0.9, {"joy": 0.9, "love": 0.7}, ("joy", "love"))
-    assert LabelledEvent.of(event, prediction, "v0003", 20).to_record()["labels"] == ["joy", "love"]
+    scores = orjson.dumps({"joy": 0.9, "love": 0.7})
+    labelled = LabelledEvent("a", "chat", 10, "joy", 0.9, scores, 0.2, "v0003", 20, ("joy", "love"))
+    assert orjson.loads(labelled.to_json())["labels"] == ["joy", "love"]
 
 
 @pytest.mark.parametrize(
