@@ -249,12 +249,12 @@ def main() -> None:
     print(f"| review records per labelled event (`EMOSTREAM_REVIEW_MARGIN`, `_RATE`) | {review_share:.2f} |")
     per_10k = 10_000 / len(texts)
     stream_cpu, inference_cpu = worker_cpu
-    print(f"| worker process CPU per 10,000 events | {stream_cpu * per_10k:.2f} s |")
-    print(f"| its inference processes' CPU per 10,000 events | {inference_cpu * per_10k:.2f} s |")
+    print(f"| worker process CPU per 10,000 events | {stream_cpu * per_10k:.3f} s |")
+    print(f"| its inference processes' CPU per 10,000 events | {inference_cpu * per_10k:.3f} s |")
     if args.reference:
         print(f"| reference loop rate (`bench/reference_loop.py`, no model) | {ref_rate:.1f} events/s |")
         print(f"| end-to-end / reference loop | {e2e_rate / ref_rate:.2f} |")
-        print(f"| reference loop CPU per 10,000 events | {ref_cpu[0] * per_10k:.2f} s |")
+        print(f"| reference loop CPU per 10,000 events | {ref_cpu[0] * per_10k:.3f} s |")
         print(f"| worker process CPU / reference loop CPU | {stream_cpu / ref_cpu[0]:.2f} |")
         print(f"| worker with inference CPU / reference loop CPU | {sum(worker_cpu) / ref_cpu[0]:.2f} |")
 
