@@ -44,10 +44,10 @@ class PredictionColumns:
     """A batch's predictions as columns, one entry per text in order: what ``EmotionClassifier.predict_columns``
     gives and the inference processes send the worker.
 
-    The worker's event loop is the one core its whole stream path has; a :class:`Prediction` and a scores dict per
-    text cost it 1.5 us to unpickle and more to serialize again. A few lists unpickle in a tenth of that, and each
-    text's scores arrive as JSON already, spliced into the labelled record with ``orjson.Fragment``
-    (docs/benchmarks.md, session 16).
+    The worker's event loop is the one core its whole stream path has. A :class:`Prediction` and a scores dict per
+    text had to be unpickled there and the dict serialized again for every labelled record; a few lists unpickle in a
+    fraction of that time, and each text's scores arrive as JSON already, spliced into the labelled record with
+    ``orjson.Fragment`` (2.8x less worker CPU for that step: docs/benchmarks.md, session 16).
 
     Attributes:
         label, score: the most likely emotion and its probability.

@@ -113,7 +113,7 @@ def review_picks(
     probability ``rate`` (``draw`` returns a number in [0, 1), e.g. ``random.Random().random``); and, for a source in
     ``boosted`` (source -> rate: a drifting one), any other prediction with that source's probability."""
     picks = []
-    if (max_margin <= 0 or rate <= 0) and not boosted:  # review off: no margin to compute for every event
+    if (max_margin <= 0 or rate <= 0) and not boosted:  # review off: no event to look at
         return picks
     for item, result in zip(accepted, labelled, strict=True):
         if (result.margin < max_margin and draw() < rate) or (boosted and draw() < boosted.get(result.source, 0.0)):
