@@ -309,16 +309,29 @@ def _remove_abandoned_copies(staging_root: Path) -> None:
     """Delete copies into ``.staging`` whose process is gone (killed inside ``register``): a copy's lock file is
     locked for as long as its process runs."""
     for lock_path in staging_root.glob("*.lock"):
-        with contextlib.suppress(FileNotFoundError), lock_path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a copy in progress
-            shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
-            lock_path.unlink(missing_ok=True)
+        _remove_if_abandoned(lock_path)
     for folder in staging_root.iterdir():  # copies from before the lock files: no copy runs for an hour
-        if folder.is_dir() and not folder.with_suffix(".lock").exists() and time.time() - folder.stat().st_mtime > 3600:
-            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # renamed into versions/ (or removed) since the listing
+            if (
+                folder.is_dir()
+                and not folder.with_suffix(".lock").exists()
+                and time.time() - folder.stat().st_mtime > 3600
+            ):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_if_abandoned(lock_path: Path) -> None:
+    """Delete the copy of ``lock_path`` (and the lock file) unless a running ``register`` holds its lock."""
+    # Opened without creating it: a lock file another clean-up removed since the listing must stay gone. Opening it
+    # for appending created it again, unlocked, and the copy it belonged to (which still runs on the removed file's
+    # lock) was deleted under its writer: concurrent registrations lost a version now and then.
+    with contextlib.suppress(FileNotFoundError), lock_path.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a copy in progress
+        shutil.rmtree(lock_path.with_suffix(""), ignore_errors=True)
+        lock_path.unlink(missing_ok=True)
 
 
 def _epoch(created_at: str) -> float:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from models.registry import CorruptVersionError, ModelRegistry, RegistryError
+from models.registry import CorruptVersionError, ModelRegistry, RegistryError, _remove_if_abandoned
 
 
 def make_run(folder, accuracy=0.9):
@@ -101,6 +101,16 @@ def test_concurrent_registrations_get_distinct_versions(registry, tmp_path):
     for thread in threads:
         thread.join()
     assert [v.version for v in registry.versions()] == [f"v{i:04d}" for i in range(1, 7)]
+
+
+def test_a_lock_file_removed_since_the_listing_is_not_made_again(tmp_path):
+    # What concurrent registrations met: one clean-up removed a copy's lock file before it was locked, the copy went
+    # on (locked on the removed file), and a second clean-up that had listed the file made it again and deleted the
+    # copy under its writer.
+    copy = tmp_path / ".staging" / "tmpcopy"
+    copy.mkdir(parents=True)
+    _remove_if_abandoned(copy.with_suffix(".lock"))
+    assert copy.is_dir() and not copy.with_suffix(".lock").exists()
 
 
 def test_current_pointer_is_replaced_not_rewritten(registry, tmp_path):
