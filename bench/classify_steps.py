@@ -200,37 +200,17 @@ def main() -> None:
     if records_from_predictions() != records_from_columns():
         raise SystemExit("the two ways of making labelled records differ")
 
+    pairs = [  # step, the baseline, the code as it is
+        ("predictions from probabilities", each_score, row_tolist),
+        ("window counting, one key", one_by_one, tallied),
+        ("partitions of the labelled records", key_by_key, all_keys),
+        ("labelled output records", closure_per_record, shared_fallback),
+        ("inference process: predictions pickled", predictions_pickled, columns_pickled),
+        ("worker: labelled records from what arrives", records_from_predictions, records_from_columns),
+    ]
     rows = [
-        (
-            "predictions from probabilities",
-            us_per_event(each_score, args.batch, args.repeat),
-            us_per_event(row_tolist, args.batch, args.repeat),
-        ),
-        (
-            "window counting, one key",
-            us_per_event(one_by_one, args.batch, args.repeat),
-            us_per_event(tallied, args.batch, args.repeat),
-        ),
-        (
-            "partitions of the labelled records",
-            us_per_event(key_by_key, args.batch, args.repeat),
-            us_per_event(all_keys, args.batch, args.repeat),
-        ),
-        (
-            "labelled output records",
-            us_per_event(closure_per_record, args.batch, args.repeat),
-            us_per_event(shared_fallback, args.batch, args.repeat),
-        ),
-        (
-            "inference process: predictions pickled",
-            us_per_event(predictions_pickled, args.batch, args.repeat),
-            us_per_event(columns_pickled, args.batch, args.repeat),
-        ),
-        (
-            "worker: labelled records from what arrives",
-            us_per_event(records_from_predictions, args.batch, args.repeat),
-            us_per_event(records_from_columns, args.batch, args.repeat),
-        ),
+        (name, us_per_event(before, args.batch, args.repeat), us_per_event(now, args.batch, args.repeat))
+        for name, before, now in pairs
     ]
     print(f"micro-batches of {args.batch} events, {args.repeat} per round, the best of 5 rounds\n")
     print("| step | before: us per event | now | before / now |\n| --- | --- | --- | --- |")
