@@ -6,11 +6,12 @@ the word-embedding matrix can be frozen (its 11.7M of the encoder's 22M paramete
 and nothing beyond torch is needed. ``bench/train_speed.py`` measures the loop against the naive one.
 
 Phases of :meth:`FineTuner.train`: build the model (base encoder + new head), encode the texts once, optionally fit the
-new head alone first (``head_warmup``), then per epoch train and validate, keeping the best epoch by validation macro-F1
-(or the caller's ``select_by`` score; ``patience`` stops early); with ``average_last`` > 1, the mean of the last epochs'
-weights (checkpoint averaging) is validated too and replaces the best epoch only if it scores higher; then tune
-per-label thresholds (multi-label) or fit the softmax temperature (single-label, ``models.calibration``), and check
-whether int8 dynamic quantization keeps validation quality (it is approved only if it costs at most half a point).
+new head alone first (``head_warmup``), then per epoch train and validate, keeping the best epoch by validation
+macro-F1 as the saved model would score it (multi-label: at per-label thresholds tuned on validation, as ``finish``
+tunes them) or by the caller's ``select_by`` score (``patience`` stops early); with ``average_last`` > 1, the mean of
+the last epochs' weights (checkpoint averaging) is validated too and replaces the best epoch only if it scores higher;
+then tune per-label thresholds (multi-label) or fit the softmax temperature (single-label, ``models.calibration``), and
+check whether int8 dynamic quantization keeps validation quality (it is approved only if it costs at most half a point).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class PreparedRun:
 
 @dataclass(frozen=True)
 class BestEpoch:
-    """The epoch with the best selection score (validation macro-F1 unless the run says otherwise): its number, score,
+    """The epoch with the best selection score (see ``FineTuner._selection_score``): its number, score,
     weights (on the CPU) and validation metrics."""
 
     epoch: int
@@ -215,7 +216,8 @@ class FineTuner:
         When ``config.base_model`` is itself a fine-tuned classifier, the labels it knows keep their head weights and
         only new labels start fresh (see :func:`keep_known_classes`). ``select_by`` scores an epoch from its
         validation probabilities (rows in ``splits.validation`` order, columns in ``labels`` order); the best-scoring
-        epoch is kept and ``config.patience`` counts from it. By default: validation macro-F1.
+        epoch is kept and ``config.patience`` counts from it. By default: validation macro-F1, for a multi-label run at
+        per-label thresholds tuned on validation (what the saved model serves).
         """
         config.validate()
         if splits.train.multi_label and not config.multi_label:
@@ -312,7 +314,7 @@ class FineTuner:
                 "validation_accuracy": metrics["accuracy"],
                 "validation_macro_f1": metrics["macro_f1"],
             }
-            if self.select_by is not None:
+            if self.select_by is not None or self.config.multi_label:
                 record["selection_score"] = round(selection, 5)
             history.append(record)
             log.info("epoch done", of=self.config.epochs, **record)
@@ -403,7 +405,22 @@ class FineTuner:
         return score(probabilities, self.validation_data.targets, self.labels, multi_label=self.config.multi_label)
 
     def _selection_score(self, metrics: dict[str, Any], probabilities: np.ndarray) -> float:
-        return metrics["macro_f1"] if self.select_by is None else float(self.select_by(probabilities))
+        """What picks the best epoch: the caller's ``select_by``, else validation macro-F1 as the saved model would
+        score it. A multi-label model is saved with per-label thresholds tuned on validation, so its epochs are compared
+        at theirs: scored at 0.5, an epoch whose scores only need other thresholds would rank below what it serves."""
+        if self.select_by is not None:
+            return float(self.select_by(probabilities))
+        if self.config.multi_label:
+            return self._at_tuned_thresholds(probabilities)[1]["macro_f1"]
+        return metrics["macro_f1"]
+
+    def _at_tuned_thresholds(self, probabilities: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Per-label thresholds tuned on the validation ``probabilities``, and the validation metrics at them."""
+        thresholds = tune_thresholds(probabilities, indicator_matrix(self.validation_data.targets, len(self.labels)))
+        metrics = score(
+            probabilities, self.validation_data.targets, self.labels, multi_label=True, thresholds=thresholds
+        )
+        return thresholds, metrics
 
     # --- phases ---------------------------------------------------------------------------------------------------
 
@@ -498,14 +515,12 @@ class FineTuner:
         return total / max(seen, 1)
 
     def _tune_thresholds(self, classifier: EmotionClassifier) -> dict[str, Any]:
-        probabilities = classifier.predict_proba(self.validation_data.texts)
-        gold = indicator_matrix(self.validation_data.targets, len(self.labels))
-        thresholds = tune_thresholds(probabilities, gold)
+        thresholds, metrics = self._at_tuned_thresholds(classifier.predict_proba(self.validation_data.texts))
         classifier.model.config.label_thresholds = {
             name: float(t) for name, t in zip(self.labels, thresholds, strict=True)
         }
         classifier.thresholds = thresholds  # the config is what is saved; this is what predicts in this process
-        return score(probabilities, self.validation_data.targets, self.labels, multi_label=True, thresholds=thresholds)
+        return metrics
 
     def _calibrate(self, classifier: EmotionClassifier, probabilities: np.ndarray) -> dict[str, Any]:
         """Fit the softmax temperature on the best epoch's validation ``probabilities`` and store it in the model's

@@ -229,3 +229,19 @@ def test_a_multi_label_run_predicts_with_its_tuned_thresholds_in_process_as_when
     served = EmotionClassifier.from_pretrained(tmp_path / "saved", device="cpu", quantize="off")
     assert np.array_equal(served.thresholds, result.classifier.thresholds)
     assert evaluate_classifier(result.classifier, data) == evaluate_classifier(served, data)
+
+
+def test_a_multi_label_run_keeps_the_epoch_that_validates_best_at_its_tuned_thresholds(tiny_run):
+    from dataclasses import replace
+
+    from models.data import LabelledTexts, Splits
+    from models.finetuning import FineTuner
+
+    config, _ = tiny_run
+    texts = ["so happy today", "happy yet scared", "i am scared", "this is terrifying and lovely"] * 4
+    data = LabelledTexts(texts, [(0,), (0, 1), (1,), (0, 1)] * 4, ("joy", "fear"), multi_label=True)
+    result = FineTuner(replace(config, epochs=4, average_last=1), Splits(data, data)).train()
+    scores = [record["selection_score"] for record in result.history]
+    assert result.best_epoch == scores.index(max(scores)) + 1
+    # The saved model's validation figure (thresholds tuned again on the kept weights) is the score it was chosen by.
+    assert round(result.validation["macro_f1"], 5) == max(scores)
