@@ -6,6 +6,7 @@ it was not tuned on: cross-fitted on the validation split (tuned on one random h
 over several halvings), then tuned on the whole split and scored on test. The model's probabilities are computed once.
 
 - ``per-label``: each label's F1-best threshold on the grid (what ``models.evaluation.tune_thresholds`` does);
+- ``per-label-fine``: the same on a grid of 0.01 steps from 0.01 to 0.99 instead of 0.05 steps from 0.05 to 0.95;
 - ``global``: one threshold for every label, the macro-F1-best;
 - ``shrunk-K``: each label's threshold pulled toward the global one as if K more texts had voted for it:
   ``(n * t + K * g) / (n + K)``, n the label's positives in the tuning texts;
@@ -30,6 +31,7 @@ from bench.cross_fitting import halves, parse_args, score_splits  # noqa: E402
 from models.evaluation import THRESHOLD_GRID, apply_thresholds, f1_scores, tune_thresholds  # noqa: E402
 
 Strategy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+FINE_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
 def macro_f1(probabilities: np.ndarray, gold: np.ndarray, thresholds: np.ndarray) -> float:
@@ -46,6 +48,10 @@ def global_threshold(probabilities: np.ndarray, gold: np.ndarray) -> float:
 
 def per_label(probabilities: np.ndarray, gold: np.ndarray) -> np.ndarray:
     return tune_thresholds(probabilities, gold)
+
+
+def per_label_fine(probabilities: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    return tune_thresholds(probabilities, gold, grid=FINE_GRID)
 
 
 def global_only(probabilities: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -71,6 +77,7 @@ def floor(minimum: int) -> Strategy:
 
 STRATEGIES: dict[str, Strategy] = {
     "per-label": per_label,
+    "per-label-fine": per_label_fine,
     "global": global_only,
     "shrunk-10": shrunk(10),
     "shrunk-30": shrunk(30),
