@@ -8,10 +8,13 @@
    time; p50 / p99;
 4. with ``--reference``: the same N events through ``bench/reference_loop.py`` (a plain batch-native aiokafka loop in
    its own process, no model) on the same broker, and both processes' CPU seconds per 10,000 events during their
-   end-to-end phase (the worker's include its inference processes).
+   end-to-end phase (the worker's include its inference processes);
+5. with ``--sources S``: the events come from S sources (aggregation keys), and the end-to-end phase also reports
+   events/s from the first send until the workers aggregated every event (``/stats`` ``aggregated``), the CPU seconds
+   then running to that moment: many sources make many aggregation keys per micro-batch.
 
     python bench/stream_throughput.py [--n 8000] [--batch-max 512] [--batch-wait 0.05] [--in-flight 4]
-        [--inference-processes 2] [--seconds 20] [--workers 1] [--reference]
+        [--inference-processes 2] [--seconds 20] [--workers 1] [--reference] [--sources S]
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,18 +111,49 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own or 0.0, descendants
 
 
-def measure(broker_url: str, env: dict, values: list[bytes], pids: list[int]) -> tuple[float, int, tuple[float, float]]:
-    """Send ``values`` as fast as possible: events/s from the first send to the last arrival, how many never
-    arrived, and the CPU seconds ``pids`` used meanwhile (the processes themselves, and their children)."""
+@dataclass(frozen=True)
+class Measured:
+    """One end-to-end phase: events/s from the first send to the last labelled record, how many never arrived, the
+    CPU seconds of the measured processes and of their children, and, when asked for, events/s from the first send to
+    the moment every event was aggregated too."""
+
+    rate: float
+    missing: int
+    cpu: tuple[float, float]
+    aggregated_rate: float | None = None
+
+
+def measure(
+    broker_url: str, env: dict, values: list[bytes], pids: list[int], aggregated: Callable[[], int] | None = None
+) -> Measured:
+    """Send ``values`` as fast as possible and measure ``pids`` (the processes themselves, and their children).
+
+    With ``aggregated`` (the workers' count of aggregated events, from ``/stats``), also wait until it has grown by
+    ``len(values)``; the CPU seconds then run to that moment, so aggregation that lags behind labelling is paid for."""
     before = [cpu_seconds(pid) for pid in pids]
+    counted_before = aggregated() if aggregated else 0
     sent_at, arrived = asyncio.run(_run_load(broker_url, env, values, None, 300))
+    first_send = min(sent_at.values())
+    aggregated_rate = None
+    if aggregated:
+        wait_aggregated(aggregated, counted_before + len(values))
+        aggregated_rate = len(values) / (time.time() - first_send)
     after = [cpu_seconds(pid) for pid in pids]
-    cpu = tuple(sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in (0, 1))
+    own, children = (sum(a[i] - b[i] for a, b in zip(after, before, strict=True)) for i in (0, 1))
     missing = len(values) - sum(1 for key in sent_at if key in arrived)
-    return len(values) / (max(arrived.values()) - min(sent_at.values())), missing, cpu
+    return Measured(len(values) / (max(arrived.values()) - first_send), missing, (own, children), aggregated_rate)
 
 
-def reference_run(broker_url: str, env: dict, texts: list[str]) -> tuple[float, int, tuple[float, float]]:
+def wait_aggregated(aggregated: Callable[[], int], events: int, timeout: float = 300) -> None:
+    """Wait until ``aggregated()`` reaches ``events``."""
+    deadline = time.monotonic() + timeout
+    while aggregated() < events:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the workers did not aggregate {events} events within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def reference_run(broker_url: str, env: dict, texts: list[str]) -> Measured:
     """The reference loop on its own topics of the same broker: its rate, missing events and CPU seconds for the same
     events (after a warm-up that gets it its partitions)."""
     from stream.topology import TopicSpec, ensure_topics
@@ -155,6 +191,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the steady-load latency run")
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group")
     parser.add_argument("--reference", action="store_true", help="also run bench/reference_loop.py on the same input")
+    parser.add_argument(
+        "--sources",
+        type=int,
+        default=0,
+        help="give the events this many distinct sources (aggregation keys), round robin, and time the end-to-end run "
+        "until the workers aggregated every event as well (0: no source, every event `unknown`)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -209,11 +252,16 @@ def main() -> None:
                 workers.append(WorkerProcess.start(worker_env, Path(scratch) / f"worker-{i}.log", loglevel="warn"))
                 workers[-1].wait_assigned(env["EMOSTREAM_TOPIC_TEXTS"], timeout=120)
             # Warm the whole path (group join, partition assignment, model) before timing.
-            warm = [json.dumps({"id": f"warm-{i}", "text": t}).encode() for i, t in enumerate(texts[:200])]
+            warm = [_event(f"warm-{i}", t, i, args.sources) for i, t in enumerate(texts[:200])]
             asyncio.run(_run_load(broker.url, env, warm, None, 120))
-            values = [json.dumps({"id": f"tp-{i}", "text": t}).encode() for i, t in enumerate(texts)]
-            e2e_rate, missing, worker_cpu = measure(broker.url, env, values, [w.process.pid for w in workers])
-            print(f"# end-to-end: {e2e_rate:.1f} events/s ({missing} missing)", file=sys.stderr)
+            values = [_event(f"tp-{i}", t, i, args.sources) for i, t in enumerate(texts)]
+            pids = [w.process.pid for w in workers]
+            counted = (lambda: sum(w.get("/stats")["aggregated"] for w in workers)) if args.sources else None
+            if counted:
+                wait_aggregated(counted, len(warm))  # so that the timed phase counts only its own events
+            run = measure(broker.url, env, values, pids, counted)
+            print(f"# end-to-end: {run.rate:.1f} events/s ({run.missing} missing)", file=sys.stderr)
+            e2e_rate, worker_cpu = run.rate, run.cpu
 
             steady_rate = e2e_rate / 2
             count = int(steady_rate * args.seconds)
@@ -227,21 +275,26 @@ def main() -> None:
             for worker in workers:
                 worker.stop()
         if args.reference:  # after the workers stopped, so that the loop has the broker and the cores to itself
-            ref_rate, ref_missing, ref_cpu = reference_run(broker.url, env, texts)
-            print(f"# reference loop: {ref_rate:.1f} events/s ({ref_missing} missing)", file=sys.stderr)
+            reference = reference_run(broker.url, env, texts)
+            ref_rate, ref_cpu = reference.rate, reference.cpu
+            print(f"# reference loop: {ref_rate:.1f} events/s ({reference.missing} missing)", file=sys.stderr)
 
     p50, p99 = np.percentile(latencies, [50, 99])
     print(
         f"texts: {args.n} from {args.data}; model {version}, device {classifier.device}, "
         f"int8 {classifier.quantized}; batch max {args.batch_max}, max wait {args.batch_wait} s; "
         f"{args.in_flight} micro-batches in flight, {args.inference_processes} inference processes; "
-        f"{args.workers} worker(s), {settings.partitions} partitions; "
+        f"{args.workers} worker(s), {settings.partitions} partitions; {args.sources or 'no'} sources; "
         f"{os.cpu_count()} cores shared by workers, broker and this client\n"
     )
     print("| measure | value |\n| --- | --- |")
     print(f"| model-bound `predict` rate | {model_rate:.1f} texts/s |")
     print(f"| end-to-end rate (produce -> labelled) | {e2e_rate:.1f} events/s |")
     print(f"| end-to-end / model-bound | {e2e_rate / model_rate:.2f} |")
+    if args.sources:
+        print(
+            f"| end-to-end rate (produce -> aggregated, {args.sources} sources) | {run.aggregated_rate:.1f} events/s |"
+        )
     print(
         f"| steady load for latency | {steady_rate:.1f} events/s for {args.seconds:.0f} s ({len(latencies)} events) |"
     )
@@ -257,6 +310,12 @@ def main() -> None:
         print(f"| reference loop CPU per 10,000 events | {ref_cpu[0] * per_10k:.3f} s |")
         print(f"| worker process CPU / reference loop CPU | {stream_cpu / ref_cpu[0]:.2f} |")
         print(f"| worker with inference CPU / reference loop CPU | {sum(worker_cpu) / ref_cpu[0]:.2f} |")
+
+
+def _event(id_: str, text: str, i: int, sources: int) -> bytes:
+    """An input event; with ``sources``, from source ``src<i mod sources>``."""
+    event = {"id": id_, "text": text} | ({"source": f"src{i % sources}"} if sources else {})
+    return json.dumps(event).encode()
 
 
 if __name__ == "__main__":

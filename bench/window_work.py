@@ -68,9 +68,10 @@ def main() -> None:
                     warm = [_event(f"warm-{i}", t, i, args.sources) for i, t in enumerate(texts[:200])]
                     _wait(_run_load(broker.url, env, warm, None, 120))
                     values = [_event(f"e-{i}", t, i, args.sources) for i, t in enumerate(texts)]
-                    rate, missing, cpu = measure(broker.url, env, values, [worker.process.pid])
-                    if missing:
-                        raise RuntimeError(f"{missing} events never arrived ({mode})")
+                    run = measure(broker.url, env, values, [worker.process.pid])
+                    rate, cpu = run.rate, run.cpu
+                    if run.missing:
+                        raise RuntimeError(f"{run.missing} events never arrived ({mode})")
                     before, started = cpu_seconds(worker.process.pid)[0], time.monotonic()
                     time.sleep(args.idle_seconds)
                     idle = (cpu_seconds(worker.process.pid)[0] - before) / (time.monotonic() - started)

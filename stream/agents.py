@@ -36,7 +36,7 @@ from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.metrics import WorkerCollector
 from stream.review_boost import ReviewBoosts
-from stream.schemas import DeadLetter, InputLimits, LabelledEvent
+from stream.schemas import ALL_SOURCES, DeadLetter, InputLimits, LabelledEvent
 from stream.ticks import is_tick
 from stream.topics import Topics
 
@@ -53,6 +53,7 @@ class WorkerStats:
     labelled: int = 0
     dead_lettered: int = 0
     batches: int = 0
+    aggregated: int = 0  # events the aggregate agent counted (those of its `*` key: each event once, late ones too)
     windows_published: int = 0
     late_events: int = 0  # events too late for a window (sent to the late topic), per aggregation key
     drift_reports: int = 0
@@ -380,6 +381,8 @@ def aggregate_entries(
     update = parts.aggregator.add_batch(state, key, entries, arrived_ms=now_ms, limit_ms=limit_ms)
     drift = observe_drift(parts, state, update.published)
     parts.state[key] = state.to_json()
+    if key == ALL_SOURCES:
+        parts.stats.aggregated += len(entries)
     if update.future_dropped:
         log.warning("far-future watermark left by an earlier version dropped", source=key)
     if update.missed:

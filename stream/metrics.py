@@ -76,6 +76,11 @@ class WorkerCollector:
             ("emostream_events_labelled", "Events labelled.", stats.labelled),
             ("emostream_review", "Predictions sent for review.", stats.sent_for_review),
             (
+                "emostream_events_aggregated",
+                "Events counted into the all-sources windows by this worker (labelled minus this: aggregation behind).",
+                stats.aggregated,
+            ),
+            (
                 "emostream_windows_published",
                 "Final aggregate window records published (revisions included).",
                 stats.windows_published,

@@ -28,7 +28,7 @@ def test_a_batch_histogram_counts_into_cumulative_buckets():
 
 
 def test_the_exposition_reads_the_workers_counters():
-    stats = WorkerStats(events_in=12, labelled=9, late_events=2)
+    stats = WorkerStats(events_in=12, labelled=9, aggregated=8, late_events=2)
     stats.dead_letters_by_reason.update({"invalid_json": 2, "text_too_long": 1})
     stats.emotions.update({"joy": 7, "fear": 2})
     server = SimpleNamespace(is_loaded=True, loaded=SimpleNamespace(version="v0003"), swap_outcomes={"swapped": 1})
@@ -38,6 +38,7 @@ def test_the_exposition_reads_the_workers_counters():
     assert got[("emostream_events_total", ())] == 12
     assert got[("emostream_events_labelled_total", ())] == 9
     assert got[("emostream_late_events_total", ())] == 2
+    assert got[("emostream_events_aggregated_total", ())] == 8
     assert got[("emostream_dead_letters_total", (("reason", "invalid_json"),))] == 2
     assert got[("emostream_emotions_total", (("label", "fear"),))] == 2
     assert got[("emostream_model_swaps_total", (("outcome", "swapped"),))] == 1
