@@ -29,9 +29,12 @@ import structlog
 from emostream.settings import Settings
 from models.prediction import PredictionColumns
 from stream.aggregation import KeyState, LateEvent, WindowAggregator, WindowRecord
+from stream.aggregation_input import packed_records, read_entries
 from stream.delivery import DeliveryReport, Outgoing, Sender, deliver
 from stream.drift import DriftDetector, DriftReport
 from stream.kafka.batches import BatchInput
+from stream.kafka.changelog import TableWriter
+from stream.kafka.partitioning import partitions_for_keys
 from stream.kafka.stall_guard import StallGuard
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.metrics import WorkerCollector
@@ -158,10 +161,7 @@ class BatchLabeller:
             boosted=self.boosts.active(int(time.time() * 1000)) if self.boosts else None,
         )
         outgoing = self.labelled_outputs(accepted, labelled)
-        outgoing += [
-            Outgoing(self.topics.aggregation_input, orjson.dumps(entries), key=key.encode())
-            for key, entries in aggregation_input(labelled).items()
-        ]
+        outgoing += await self.aggregation_outputs(labelled)
         outgoing += [Outgoing(self.topics.review, orjson.dumps(r), key=r["id"].encode()) for r in reviews]
         outgoing += [self.dead_letter_output(letter) for letter in dead]
         report = await deliver(outgoing, self.sender)  # before this batch is reported done
@@ -220,6 +220,16 @@ class BatchLabeller:
             for item, result in zip(accepted, labelled, strict=True)
         ]
 
+    async def aggregation_outputs(self, labelled: list[LabelledEvent]) -> list[Outgoing]:
+        """The batch's aggregation input, one record per partition of the aggregation topic with every key that lives
+        there (``stream.aggregation_input``)."""
+        by_key = aggregation_input(labelled)
+        if not by_key:
+            return []
+        topic = self.topics.aggregation_input
+        partitions = partitions_for_keys([key.encode() for key in by_key], await self.sender.partitions(topic))
+        return [Outgoing(topic, value, partition=partition) for partition, value in packed_records(by_key, partitions)]
+
     def _output_failed(self, record: InputRecord, refusal: str) -> Outgoing:
         reason = f"the labelled record was refused: {refusal}"
         return self.dead_letter_output(record.dead_letter("output_failed", reason))
@@ -256,6 +266,7 @@ class WorkerParts:
     server: Predictor
     sender: Sender  # the classify path's outputs
     state: faust.TableT  # aggregation key -> KeyState.to_json()
+    writes: TableWriter  # how the aggregate agent changes ``state`` (changelog records sent with its outputs)
     aggregator: WindowAggregator
     drift: DriftDetector
     boosts: ReviewBoosts | None  # None unless EMOSTREAM_DRIFT_REVIEW_RATE is set
@@ -302,12 +313,17 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
             if is_tick(event.value):
                 results = aggregate_tick(parts, message.partition, now_ms)
             else:
-                entries = orjson.loads(event.value)
-                key = event.key.decode()
-                results = [aggregate_entries(parts, key, entries, message.partition, now_ms, labeller.limits)]
-            outgoing = [record for result in results for record in result.outgoing(outputs, parts.aggregator.sizes)]
+                results = [
+                    aggregate_entries(parts, key, entries, message.partition, now_ms, labeller.limits)
+                    for key, entries in read_entries(event.key, event.value)
+                ]
+            # The state's changelog records and the windows, late events and drift reports, delivered together before
+            # Faust may let the event go.
+            outgoing = parts.writes.take()
+            outgoing += [record for result in results for record in result.outgoing(outputs, parts.aggregator.sizes)]
             if outgoing:
                 report = await deliver(outgoing, parts.sender)
+                parts.writes.delivered(parts.sender)
                 parts.stats.undeliverable += report.undeliverable
 
 
@@ -380,7 +396,7 @@ def aggregate_entries(
     limit_ms = int(time.time() * 1000) + limits.max_ahead_ms
     update = parts.aggregator.add_batch(state, key, entries, arrived_ms=now_ms, limit_ms=limit_ms)
     drift = observe_drift(parts, state, update.published)
-    parts.state[key] = state.to_json()
+    parts.writes.set(key, state.to_json())
     if key == ALL_SOURCES:
         parts.stats.aggregated += len(entries)
     if update.future_dropped:
@@ -406,7 +422,7 @@ def aggregate_tick(parts: WorkerParts, partition: int, now_ms: int) -> list[KeyR
         if windows is None:
             continue
         drift = observe_drift(parts, state, windows)
-        parts.state[key] = state.to_json()
+        parts.writes.set(key, state.to_json())
         results.append(published(parts, KeyResult(key, windows, [], drift)))
     return results
 

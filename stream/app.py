@@ -19,6 +19,7 @@ from stream.agents import Predictor, WorkerParts, WorkerStats, register_agents
 from stream.aggregation import WindowAggregator, WindowSpec
 from stream.delivery import Sender
 from stream.drift import DriftDetector
+from stream.kafka.changelog import TableWriter
 from stream.kafka.connection import KafkaConnection
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
@@ -148,7 +149,9 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
     stats = WorkerStats()
     inputs = {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()}
     metrics = WorkerCollector(stats, server, lambda: consumer_lag(app, inputs))
-    return WorkerParts(settings, topics, server, sender, state, aggregator, drift, boosts, metrics, stats, guard)
+    return WorkerParts(
+        settings, topics, server, sender, state, TableWriter(state), aggregator, drift, boosts, metrics, stats, guard
+    )
 
 
 def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:

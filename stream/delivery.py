@@ -51,6 +51,7 @@ class Outgoing:
     value: bytes
     key: bytes | None = None
     timestamp_ms: int | None = None  # the producer's clock when None
+    partition: int | None = None  # None: the key's partition (Kafka's default partitioner), any for an unkeyed record
     fallback: Callable[[Any, str], Outgoing] | None = None
     origin: Any = None
 
@@ -60,6 +61,10 @@ class Sender(Protocol):
     broker's failure)."""
 
     async def send_all(self, records: list[Outgoing]) -> list[tuple[Outgoing, BaseException]]: ...
+
+    async def partitions(self, topic: str) -> list[int]: ...  # the topic's partitions, sorted
+
+    def delivered_offset(self, topic: str, partition: int) -> int | None: ...  # the last offset delivered there
 
 
 def is_refusal(exc: BaseException) -> bool:

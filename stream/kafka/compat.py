@@ -30,6 +30,8 @@ def _pins() -> str:
 def _required() -> list[tuple[Any, str, str]]:
     """(owner, private name, what relies on it) for every class attribute the overrides replace or call."""
     import faust
+    from faust.stores.base import Store
+    from faust.tables.base import Collection
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
     thread = faust_aiokafka.AIOKafkaConsumerThread
@@ -48,6 +50,9 @@ def _required() -> list[tuple[Any, str, str]]:
         (faust_aiokafka.Transport, "Consumer", "the worker's consumer"),
         (faust.App, "_new_transport", "the worker's transport"),
         (faust.Worker, "on_setup_root_logger", "repeated warnings held back"),
+        (Collection, "data", "table writes with batched changelog records"),
+        (Collection, "changelog_topic", "table writes with batched changelog records"),
+        (Store, "set_persisted_offset", "table writes with batched changelog records"),
     ]
 
 

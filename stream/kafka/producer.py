@@ -3,10 +3,10 @@
 Faust's ``Topic.send`` costs a coroutine, a ``FutureMessage``, callbacks and a future per record, and aiokafka's
 ``send`` a size estimate and an accumulator append per record; for a micro-batch of hundreds of labelled events that
 was about a fifth of the worker's event loop (docs/benchmarks.md, issue 9). Here the records are grouped by topic and
-partition (the key's partition by Kafka's default murmur2 partitioner, as ``send`` would choose it, computed for all
-keys at once by ``stream.kafka.partitioning``; unkeyed records of one call share one partition, as Kafka's sticky
-partitioner does), appended to aiokafka batch builders and handed over with ``send_batch``: one future per partition
-batch.
+partition (a record's own ``partition`` if it names one, else the key's partition by Kafka's default murmur2
+partitioner, as ``send`` would choose it, computed for all keys at once by ``stream.kafka.partitioning``; unkeyed
+records of one call share one partition, as Kafka's sticky partitioner does), appended to aiokafka batch builders
+and handed over with ``send_batch``: one future per partition batch.
 
 Each record still gets its own outcome (``stream.delivery``): the records of a batch that fails are sent again one at
 a time with ``send``, so a record the broker refuses (too large, a timestamp it rejects) is told apart from the rest,
@@ -47,6 +47,7 @@ class BatchSender:
 
     def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
         self._producer = producer
+        self._offsets: dict[tuple[str, int], int] = {}  # (topic, partition) -> the last offset delivered there
 
     async def send_all(self, records: list[Outgoing]) -> Failures:
         """Send ``records``; the ones that failed, with why."""
@@ -63,9 +64,29 @@ class BatchSender:
                     submitted.append((members, await producer.send_batch(batch, topic, partition=partition)))
                 except Exception:
                     alone += members
-        for members, _ in await _failed(submitted):
+        for members, _ in await _failed(submitted, self._note_batch):
             alone += members  # which of them is at fault, if any, shows when each goes on its own
         return await self._send_each(producer, alone) if alone else []
+
+    def delivered_offset(self, topic: str, partition: int) -> int | None:
+        """The offset of the last record this sender delivered to ``topic``'s ``partition`` (None: none yet)."""
+        return self._offsets.get((topic, partition))
+
+    def _note_batch(self, members: list[Outgoing], metadata: Any) -> None:
+        # A batch's metadata carries its first record's offset; its records follow it one by one.
+        self._note(metadata.topic, metadata.partition, metadata.offset + len(members) - 1)
+
+    def _note_record(self, record: Outgoing, metadata: Any) -> None:
+        self._note(metadata.topic, metadata.partition, metadata.offset)
+
+    def _note(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset > self._offsets.get(key, -1):
+            self._offsets[key] = offset
+
+    async def partitions(self, topic: str) -> list[int]:
+        """``topic``'s partitions, sorted (from the producer's metadata, fetched if it has none yet)."""
+        return sorted(await self._producer().partitions_for(topic))
 
     async def _by_partition(
         self, producer: AIOKafkaProducer, records: list[Outgoing], alone: list[Outgoing]
@@ -80,9 +101,13 @@ class BatchSender:
         for topic, members in by_topic.items():
             known = sorted(await producer.partitions_for(topic))
             unkeyed = random.choice(known)
-            keyed = iter(partitions_for_keys([record.key for record in members if record.key is not None], known))
+            hashed = [record for record in members if record.partition is None and record.key is not None]
+            keyed = iter(partitions_for_keys([record.key for record in hashed], known))
             for record in members:
-                partition = unkeyed if record.key is None else next(keyed)
+                if record.partition is not None:
+                    partition = record.partition
+                else:
+                    partition = unkeyed if record.key is None else next(keyed)
                 groups.setdefault((topic, partition), []).append(record)
         return groups
 
@@ -106,20 +131,23 @@ class BatchSender:
         if members:
             yield batch, members
 
-    @staticmethod
-    async def _send_each(producer: AIOKafkaProducer, records: list[Outgoing]) -> Failures:
+    async def _send_each(self, producer: AIOKafkaProducer, records: list[Outgoing]) -> Failures:
         failures: Failures = []
         sent: list[tuple[Outgoing, asyncio.Future]] = []
         for record in records:
             try:
                 future = await producer.send(
-                    record.topic, record.value, key=record.key, timestamp_ms=record.timestamp_ms
+                    record.topic,
+                    record.value,
+                    key=record.key,
+                    partition=record.partition,
+                    timestamp_ms=record.timestamp_ms,
                 )
             except Exception as exc:  # refused before it left (size, timestamp encoding) or the producer is down
                 failures.append((record, exc))
             else:
                 sent.append((record, future))
-        return failures + await _failed(sent)
+        return failures + await _failed(sent, self._note_record)
 
 
 def _append(batch: Any, record: Outgoing) -> Any:
@@ -131,8 +159,11 @@ def _append(batch: Any, record: Outgoing) -> Any:
         return None
 
 
-async def _failed(submitted: list[tuple[Any, asyncio.Future]]) -> list[tuple[Any, BaseException]]:
-    """Wait for every future; each item whose future failed, with its exception (a cancellation is raised)."""
+async def _failed(
+    submitted: list[tuple[Any, asyncio.Future]], delivered: Callable[[Any, Any], None]
+) -> list[tuple[Any, BaseException]]:
+    """Wait for every future; each item whose future failed, with its exception (a cancellation is raised). For the
+    others, ``delivered(item, metadata)``."""
     results = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
     failed = []
     for (item, _), result in zip(submitted, results, strict=True):
@@ -140,4 +171,6 @@ async def _failed(submitted: list[tuple[Any, asyncio.Future]]) -> list[tuple[Any
             raise result
         if isinstance(result, BaseException):
             failed.append((item, result))
+        else:
+            delivered(item, result)
     return failed

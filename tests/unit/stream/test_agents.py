@@ -17,6 +17,7 @@ from models.prediction import Prediction, PredictionColumns
 from stream.agents import BatchLabeller, OutputTopics, classify_batches, register_agents
 from stream.app import worker_parts
 from stream.kafka.batches import BatchInput
+from stream.kafka.partitioning import partitions_for_keys
 from stream.kafka.worker import WorkerApp
 from stream.ticks import tick_value
 from stream.topics import Topics
@@ -49,10 +50,12 @@ class KeywordModel:
 
 
 class RecordingSender:
-    """Keeps what it is given per topic (``stream.delivery.Sender``); ``hold`` keeps deliveries waiting until set."""
+    """Keeps what it is given per topic (``stream.delivery.Sender``; every topic has 4 partitions), and the partition
+    a record asked for; ``hold`` keeps deliveries waiting until set."""
 
     def __init__(self) -> None:
         self.sent: dict[str, list[tuple[bytes | None, bytes]]] = {}
+        self.partition: dict[str, list[int | None]] = {}
         self.hold = asyncio.Event()
         self.hold.set()
         self.waiting = 0
@@ -63,7 +66,14 @@ class RecordingSender:
         self.waiting -= 1
         for record in records:
             self.sent.setdefault(record.topic, []).append((record.key, record.value))
+            self.partition.setdefault(record.topic, []).append(record.partition)
         return []
+
+    async def partitions(self, topic: str) -> list[int]:
+        return [0, 1, 2, 3]
+
+    def delivered_offset(self, topic: str, partition: int) -> int | None:
+        return None
 
     def values(self, topic: str) -> list[dict]:
         return [orjson.loads(value) for _, value in self.sent.get(topic, [])]
@@ -142,12 +152,20 @@ async def test_classify_labels_dead_letters_reviews_and_rekeys_one_batch(labelle
     ]
     [dead] = sender.values("dlq")
     assert dead["error"] == "invalid_json" and dead["raw"] == "{not json" and dead["offset"] == 1
-    rekeyed = {key: orjson.loads(value) for key, value in sender.sent["aggregation-input"]}
+    # One unkeyed record per partition of the aggregation input, holding the keys Kafka's partitioner puts there.
+    packed = sender.sent["aggregation-input"]
+    assert all(key is None for key, _ in packed)
+    rekeyed = {name: entries for _, value in packed for name, entries in orjson.loads(value)}
     assert rekeyed == {
-        b"chat": [["joy", 0.9, 1_000, "a", "chat"]],
-        b"web": [["fear", 0.55, 2_000, "b", "web"]],
-        b"*": [["joy", 0.9, 1_000, "a", "chat"], ["fear", 0.55, 2_000, "b", "web"]],
+        "chat": [["joy", 0.9, 1_000, "a", "chat"]],
+        "web": [["fear", 0.55, 2_000, "b", "web"]],
+        "*": [["joy", 0.9, 1_000, "a", "chat"], ["fear", 0.55, 2_000, "b", "web"]],
     }
+    where = sender.partition["aggregation-input"]
+    assert len(set(where)) == len(where)  # at most one record per partition
+    for partition, (_, value) in zip(where, packed, strict=True):
+        names = [name for name, _ in orjson.loads(value)]
+        assert partitions_for_keys([name.encode() for name in names], [0, 1, 2, 3]) == [partition] * len(names)
     [review] = sender.values("review")
     assert review["id"] == "b" and review["margin"] == pytest.approx(0.1)
     stats = labeller.stats
@@ -234,6 +252,33 @@ async def test_aggregate_publishes_windows_then_revisions_then_late_events(worke
     state = parts.state["chat"]
     assert state["watermark"] == 200_000 and state["late"] == 1 and parts.stats.late_events == 1
     assert parts.stats.windows_published == len(sender.values("aggregates"))
+
+
+async def test_a_packed_record_counts_every_key_it_holds_as_keyed_records_did(worker):
+    app, parts = worker
+    sender = parts.sender
+    chat = [["joy", 0.5, 1_000, "a", "chat"], ["fear", 0.25, 2_000, "b", "chat"]]
+    web = [["anger", 1.0, 1_500, "c", "web"]]
+    everything = chat + web
+    async with app.agents["aggregate"].test_context() as agent:
+        await agent.put(orjson.dumps([["chat", chat], ["web", web], ["*", everything]]), partition=2)
+        await agent.put(entries(("joy", 1.0, 3_000, "d")), key=b"chat", partition=2)  # the keyed format, still read
+    assert {key: parts.state[key]["watermark"] for key in ("chat", "web", "*")} == {
+        "chat": 3_000,
+        "web": 1_500,
+        "*": 2_000,
+    }
+    assert parts.state["chat"]["partition"] == 2 and parts.state["web"]["partition"] == 2
+    [chat_window] = [w for w in parts.state["chat"]["windows"] if w["kind"] == "tumbling"]
+    assert chat_window["counts"] == {"joy": 2, "fear": 1}
+    assert parts.stats.aggregated == 3  # the events of `*`: each event once
+    # Each write's changelog record went out with the record's outputs, to the record's partition, in the table's
+    # serialization: what recovery reads back into the table.
+    changelog = parts.state.changelog_topic.get_topic_name()
+    written = [(orjson.loads(key), orjson.loads(value)) for key, value in sender.sent[changelog]]
+    assert [key for key, _ in written] == ["chat", "web", "*", "chat"]
+    assert written[-1][1] == parts.state["chat"]
+    assert set(sender.partition[changelog]) == {2}
 
 
 async def test_a_tick_closes_an_idle_sources_windows_on_the_wall_clock(worker):
