@@ -18,6 +18,7 @@ Quantize = Literal["auto", "on", "off"]
 GpuPrecision = Literal["auto", "bf16", "fp16", "fp32"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Store = Literal["memory://", "rocksdb://"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "EMOSTREAM_"
@@ -176,8 +177,9 @@ class Settings:
         "Worker's local state (Faust's data folder, one subfolder per app id; RocksDB tables live here).",
         default=REPO_ROOT / "state",
     )
-    store: str = _env(
-        "Faust table store: `memory://` (state rebuilt from the changelog on start) or `rocksdb://`.",
+    store: Store = _env(
+        "Faust table store: `memory://` (state rebuilt from the whole changelog on start) or `rocksdb://` (kept in "
+        "`EMOSTREAM_STATE_DIR`; a restart reads only the changelog written since).",
         default="memory://",
     )
     web_host: str = _env(
@@ -283,7 +285,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         self._check_kafka_security()
-        for name, allowed in (("device", Device), ("quantize", Quantize), ("gpu_precision", GpuPrecision)):
+        for name, allowed in (
+            ("device", Device),
+            ("quantize", Quantize),
+            ("gpu_precision", GpuPrecision),
+            ("store", Store),
+        ):
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise SettingsError(f"{PREFIX}{name.upper()}={value!r}: expected one of {', '.join(get_args(allowed))}")
