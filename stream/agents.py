@@ -319,11 +319,13 @@ def register_agents(app: faust.App, parts: WorkerParts, inputs: BatchInput) -> N
                 ]
             # The state's changelog records and the windows, late events and drift reports, delivered together before
             # Faust may let the event go.
-            outgoing = parts.writes.take()
-            outgoing += [record for result in results for record in result.outgoing(outputs, parts.aggregator.sizes)]
+            changelog = parts.writes.take()
+            outgoing = changelog + [
+                record for result in results for record in result.outgoing(outputs, parts.aggregator.sizes)
+            ]
             if outgoing:
                 report = await deliver(outgoing, parts.sender)
-                parts.writes.delivered(parts.sender)
+                parts.writes.delivered(changelog, parts.sender)
                 parts.stats.undeliverable += report.undeliverable
 
 

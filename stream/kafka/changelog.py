@@ -41,7 +41,6 @@ class TableWriter:
             raise ValueError(f"{table.name}: TableWriter writes tables whose changelog follows the event's partition")
         self.table = table
         self._pending: list[Outgoing] = []
-        self._partitions: set[int] = set()
 
     def set(self, key: Any, value: Any) -> None:
         """``table[key] = value``, with the changelog record kept for :meth:`take`. Only while an event is current
@@ -57,19 +56,17 @@ class TableWriter:
         key_bytes, _ = topic.prepare_key(key, table.key_serializer)
         value_bytes, _ = topic.prepare_value(value, table.value_serializer)
         self._pending.append(Outgoing(topic.get_topic_name(), value_bytes, key=key_bytes, partition=partition))
-        self._partitions.add(partition)
 
     def take(self) -> list[Outgoing]:
         """The changelog records written since the last call, to be delivered before the event is let go."""
         pending, self._pending = self._pending, []
         return pending
 
-    def delivered(self, sender: DeliveredOffsets) -> None:
-        """After the records :meth:`take` returned were delivered: note, per partition written, the last changelog
-        offset the store now holds (a no-op for the memory store)."""
+    def delivered(self, records: list[Outgoing], sender: DeliveredOffsets) -> None:
+        """After ``records`` (what :meth:`take` returned) were delivered: note, per partition they went to, the last
+        changelog offset the store now holds (a no-op for the memory store)."""
         topic = self.table.changelog_topic.get_topic_name()
-        for partition in self._partitions:
+        for partition in {record.partition for record in records}:
             offset = sender.delivered_offset(topic, partition)
             if offset is not None:
                 self.table.data.set_persisted_offset(TP(topic, partition), offset)
-        self._partitions.clear()

@@ -55,7 +55,7 @@ class BatchSender:
         alone: list[Outgoing] = []
         submitted: list[tuple[list[Outgoing], asyncio.Future]] = []
         try:
-            groups = await self._by_partition(producer, records, alone)
+            groups = await self._by_partition(records, alone)
         except Exception as exc:  # no metadata (broker down, topic missing): the broker's failure, for every record
             return [(record, exc) for record in records]
         for (topic, partition), group in groups.items():
@@ -89,7 +89,7 @@ class BatchSender:
         return sorted(await self._producer().partitions_for(topic))
 
     async def _by_partition(
-        self, producer: AIOKafkaProducer, records: list[Outgoing], alone: list[Outgoing]
+        self, records: list[Outgoing], alone: list[Outgoing]
     ) -> dict[tuple[str, int], list[Outgoing]]:
         by_topic: dict[str, list[Outgoing]] = {}
         for record in records:
@@ -99,15 +99,17 @@ class BatchSender:
                 by_topic.setdefault(record.topic, []).append(record)
         groups: dict[tuple[str, int], list[Outgoing]] = {}
         for topic, members in by_topic.items():
-            known = sorted(await producer.partitions_for(topic))
+            known = await self.partitions(topic)
             unkeyed = random.choice(known)
             hashed = [record for record in members if record.partition is None and record.key is not None]
             keyed = iter(partitions_for_keys([record.key for record in hashed], known))
             for record in members:
                 if record.partition is not None:
                     partition = record.partition
+                elif record.key is None:
+                    partition = unkeyed
                 else:
-                    partition = unkeyed if record.key is None else next(keyed)
+                    partition = next(keyed)
                 groups.setdefault((topic, partition), []).append(record)
         return groups
 
