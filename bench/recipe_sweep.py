@@ -50,6 +50,8 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-flat": ("full", {"learning_rate": 8e-5, "layer_decay": 1.0}),  # `full` before session 14
     "full-12ep-cw-llrd": ("full", {"epochs": 12, "class_weights": True}),  # full-12ep-cw with full's layer decay
     "full-ld75": ("full", {"layer_decay": 0.75}),  # stronger decay: embeddings at 0.75^7 = 0.13 of the head's rate
+    "full-ld90": ("full", {"layer_decay": 0.9}),
+    "full-mean": ("full", {"pooling": "mean"}),  # the head on the tokens' mean, as the base encoder was trained
 }
 
 

@@ -123,13 +123,20 @@ def model_card(metrics: dict[str, Any]) -> str:
             f"{verdict} for serving (at most 0.5 point may be lost).",
             "",
         ]
+    if hyper.get("pooling") == "mean":
+        pipeline = [
+            "# or, after `import models.mean_pooling` (it registers this model type with transformers):",
+            "# transformers.pipeline('text-classification', model='<this folder>')",
+        ]
+    else:
+        pipeline = ["# or: transformers.pipeline('text-classification', model='<this folder>')"]
     lines += [
         "## Use",
         "",
         "```python",
         "from models import EmotionClassifier",
         'EmotionClassifier.from_pretrained("<this folder>").predict(["I am thrilled!"])',
-        "# or: transformers.pipeline('text-classification', model='<this folder>')",
+        *pipeline,
         "```",
         "",
     ]

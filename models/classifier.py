@@ -22,6 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+import models.mean_pooling  # noqa: F401  (registers the mean-pooled classifier with transformers' Auto classes)
 from models.device import autocast, device_autocast_dtype, resolve_device
 from models.prediction import Prediction, PredictionColumns
 

@@ -49,6 +49,7 @@ from models.data import LabelledTexts, Splits
 from models.device import autocast, device_autocast_dtype, resolve_device
 from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
+from models.mean_pooling import POOLINGS, mean_pooled_config, pooling_of
 from models.parameter_groups import parameter_groups
 
 log = structlog.get_logger(__name__)
@@ -98,6 +99,7 @@ class TrainingConfig:
     average_last: int = 1  # > 1: also validate the mean of the last N epochs' weights (see average_last_epochs)
     label_smoothing: float = 0.0  # single-label: this much of each target's probability spread over all labels
     layer_decay: float = 1.0  # < 1: each encoder layer learns at this fraction of the rate above (parameter_groups)
+    pooling: str = "cls"  # what the head reads: the [CLS] state or the tokens' mean (models.mean_pooling)
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 128
@@ -135,6 +137,8 @@ class TrainingConfig:
             raise TrainingConfigError("label_smoothing applies to single-label data only")
         if not 0 < self.layer_decay <= 1:
             raise TrainingConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if self.pooling not in POOLINGS:
+            raise TrainingConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (for metrics.json and the model card)."""
@@ -220,6 +224,7 @@ class FineTuner:
         per-label thresholds tuned on validation (what the saved model serves).
         """
         config.validate()
+        config = with_base_pooling(config)
         if splits.train.multi_label and not config.multi_label:
             config = replace(config, multi_label=True)
             config.validate()  # what a single-label run may ask for (label smoothing) a multi-label one may not
@@ -427,13 +432,18 @@ class FineTuner:
 
     def _build_model(self):
         labels = list(self.labels)
+        head = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+            "problem_type": MULTI_LABEL if self.config.multi_label else "single_label_classification",
+        }
         with quiet_transformers():
+            if self.config.pooling == "mean":  # from a plain encoder too: its own config names BERT, not ours
+                head = {"config": mean_pooled_config(AutoConfig.from_pretrained(self.config.base_model), **head)}
             model = AutoModelForSequenceClassification.from_pretrained(
                 self.config.base_model,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={name: i for i, name in enumerate(labels)},
-                problem_type=MULTI_LABEL if self.config.multi_label else "single_label_classification",
+                **head,
                 ignore_mismatched_sizes=True,
                 use_safetensors=True,
                 dtype=torch.float32,  # master weights in fp32 whatever the base was stored in; autocast does the rest
@@ -587,6 +597,23 @@ def keep_known_classes(model: torch.nn.Module, base: str) -> list[str]:
                 new_head.bias[int(row)] = old_head.bias[int(old_row)]
                 kept.append(name)
     return kept
+
+
+def with_base_pooling(config: TrainingConfig) -> TrainingConfig:
+    """``config`` with the pooling its base allows: a classifier continued from keeps its own (a head trained on one
+    pooling is meaningless on the other); mean pooling from a plain encoder needs a BERT one."""
+    base_config = AutoConfig.from_pretrained(config.base_model)
+    if any(name.endswith("ForSequenceClassification") for name in base_config.architectures or []):
+        kept = pooling_of(base_config)
+        if kept != config.pooling:
+            log.info("pooling kept from the classifier continued from", pooling=kept, asked=config.pooling)
+            config = replace(config, pooling=kept)
+    elif config.pooling == "mean" and base_config.model_type != "bert":
+        raise TrainingConfigError(
+            f"pooling 'mean' is built for BERT encoders; {config.base_model} is {base_config.model_type!r}: "
+            "use pooling 'cls'"
+        )
+    return config
 
 
 def output_head(model: torch.nn.Module) -> torch.nn.Linear:

@@ -36,6 +36,11 @@ log = structlog.get_logger("emostream")
 @click.option("--max-train", type=int, help="Train on a seeded sample of at most N texts.")
 @click.option("--multi-label", is_flag=True, help="Train a multi-label model (implied by multi-label data).")
 @click.option("--class-weights", is_flag=True, help="Weight the loss by inverse label frequency.")
+@click.option(
+    "--pooling",
+    type=click.Choice(["cls", "mean"]),
+    help="What the head reads: the [CLS] state or the tokens' mean (BERT encoders). [default: the recipe's]",
+)
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (counted) instead of stopping at the first.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Where to write the run folder.")
