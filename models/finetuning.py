@@ -582,8 +582,7 @@ def keep_known_classes(model: torch.nn.Module, base: str) -> list[str]:
     this puts the known classes' weights back, so adding a label does not relearn the old ones. Returns the labels
     carried over (none for a plain encoder).
     """
-    base_config = AutoConfig.from_pretrained(base)
-    if not any(name.endswith("ForSequenceClassification") for name in base_config.architectures or []):
+    if not is_classifier(AutoConfig.from_pretrained(base)):
         return []
     with quiet_transformers():
         old = AutoModelForSequenceClassification.from_pretrained(base, use_safetensors=True, dtype=torch.float32)
@@ -603,7 +602,7 @@ def with_base_pooling(config: TrainingConfig) -> TrainingConfig:
     """``config`` with the pooling its base allows: a classifier continued from keeps its own (a head trained on one
     pooling is meaningless on the other); mean pooling from a plain encoder needs a BERT one."""
     base_config = AutoConfig.from_pretrained(config.base_model)
-    if any(name.endswith("ForSequenceClassification") for name in base_config.architectures or []):
+    if is_classifier(base_config):
         kept = pooling_of(base_config)
         if kept != config.pooling:
             log.info("pooling kept from the classifier continued from", pooling=kept, asked=config.pooling)
@@ -614,6 +613,11 @@ def with_base_pooling(config: TrainingConfig) -> TrainingConfig:
             "use pooling 'cls'"
         )
     return config
+
+
+def is_classifier(base_config) -> bool:
+    """Whether a checkpoint's config is a fine-tuned sequence classifier's (else a plain encoder's)."""
+    return any(name.endswith("ForSequenceClassification") for name in base_config.architectures or [])
 
 
 def output_head(model: torch.nn.Module) -> torch.nn.Linear:
