@@ -1,4 +1,4 @@
-"""CPU per event of six pure steps of the classify path, old way and new, in one run and one process:
+"""CPU per event of seven pure steps of the classify and aggregate paths, old way and new, in one run and one process:
 
 - predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
   converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
@@ -14,7 +14,10 @@
   ``PredictionColumns`` (``EmotionClassifier.predict_columns``), pickled;
 - what the worker makes of it: unpickle, a labelled event per text with its scores as a dict, its margin (review is on
   by default) and its JSON record (the baseline) against unpickling the columns, ``stream.labelling.label`` and
-  ``LabelledEvent.to_json`` (the scores spliced in as JSON already).
+  ``LabelledEvent.to_json`` (the scores spliced in as JSON already);
+- each key's state with 500 sources (a micro-batch spread over 500 keys with ten minutes of history each): decoded
+  from the table's value, counted and encoded again for every record (the baseline) against counted and encoded with
+  the decoded state kept between records, as ``stream.key_states.KeyStates`` keeps it.
 
 Each pair is checked to give the same result. Prints microseconds per event and the ratios.
 
@@ -200,6 +203,42 @@ def main() -> None:
     if records_from_predictions() != records_from_columns():
         raise SystemExit("the two ways of making labelled records differ")
 
+    # Many sources: a micro-batch spread over 500 keys, about one event each, every key with ten minutes of history.
+    sources = [f"source-{i}" for i in range(500)]
+    per_key: dict[str, list] = {key: [] for key in sources}
+    for i, entry in enumerate(entries):
+        key = sources[i % len(sources)]
+        per_key[key].append([*entry[:4], key])
+    aggregator = WindowAggregator(specs, grace_ms=5_000, lateness_ms=60_000)
+
+    def warmed() -> dict[str, KeyState]:
+        states = {key: KeyState() for key in sources}
+        for minute in range(10):
+            for key, state in states.items():
+                aggregator.add_batch(state, key, [["joy", 0.5, start_ms - (10 - minute) * 60_000, "w", key]])
+        return states
+
+    table_values = {key: state.to_json() for key, state in warmed().items()}  # what the table holds
+    kept = warmed()  # what stream.key_states keeps: the states those values were written from
+
+    def decoded_per_record() -> None:
+        for key, batch in per_key.items():
+            state = KeyState.from_json(table_values[key])
+            aggregator.add_batch(state, key, batch)
+            table_values[key] = state.to_json()
+
+    kept_values = dict(table_values)
+
+    def decoded_once() -> None:
+        for key, batch in per_key.items():
+            state = kept[key]
+            aggregator.add_batch(state, key, batch)
+            kept_values[key] = state.to_json()
+
+    decoded_per_record(), decoded_once()
+    if table_values != kept_values:
+        raise SystemExit("the two ways of keeping key states differ")
+
     pairs = [  # step, the baseline, the code as it is
         ("predictions from probabilities", each_score, row_tolist),
         ("window counting, one key", one_by_one, tallied),
@@ -207,6 +246,7 @@ def main() -> None:
         ("labelled output records", closure_per_record, shared_fallback),
         ("inference process: predictions pickled", predictions_pickled, columns_pickled),
         ("worker: labelled records from what arrives", records_from_predictions, records_from_columns),
+        ("aggregate agent, 500 sources: each key's state", decoded_per_record, decoded_once),
     ]
     rows = [
         (name, us_per_event(before, args.batch, args.repeat), us_per_event(now, args.batch, args.repeat))

@@ -36,6 +36,7 @@ from stream.kafka.batches import BatchInput
 from stream.kafka.changelog import TableWriter
 from stream.kafka.partitioning import partitions_for_keys
 from stream.kafka.stall_guard import StallGuard
+from stream.key_states import KeyStates
 from stream.labelling import Accepted, InputRecord, aggregation_input, label, review_picks, split_batch
 from stream.metrics import WorkerCollector
 from stream.review_boost import ReviewBoosts
@@ -267,6 +268,7 @@ class WorkerParts:
     sender: Sender  # the classify path's outputs
     state: faust.TableT  # aggregation key -> KeyState.to_json()
     writes: TableWriter  # how the aggregate agent changes ``state`` (changelog records sent with its outputs)
+    states: KeyStates  # the aggregate agent's reads and writes of ``state``, as KeyState objects
     aggregator: WindowAggregator
     drift: DriftDetector
     boosts: ReviewBoosts | None  # None unless EMOSTREAM_DRIFT_REVIEW_RATE is set
@@ -393,12 +395,12 @@ def aggregate_entries(
 ) -> KeyResult:
     """Count one aggregation-input record (``[label, score, ts, id, source]`` per event), read from ``partition`` at
     ``now_ms``, into ``key``'s state; called while its event is current, as Faust's tables require."""
-    state = KeyState.from_json(parts.state.get(key))
+    state = parts.states.read(key)
     state.partition = partition
     limit_ms = int(time.time() * 1000) + limits.max_ahead_ms
     update = parts.aggregator.add_batch(state, key, entries, arrived_ms=now_ms, limit_ms=limit_ms)
     drift = observe_drift(parts, state, update.published)
-    parts.writes.set(key, state.to_json())
+    parts.states.write(key, state)
     if key == ALL_SOURCES:
         parts.stats.aggregated += len(entries)
     if update.future_dropped:
@@ -419,12 +421,12 @@ def aggregate_tick(parts: WorkerParts, partition: int, now_ms: int) -> list[KeyR
     for key, value in list(parts.state.items()):
         if value is None or value.get("partition") != partition or (value.get("due_at") or now_ms + 1) > now_ms:
             continue
-        state = KeyState.from_json(value)
+        state = parts.states.decoded(key, value)
         windows = parts.aggregator.tick(state, key, now_ms)
-        if windows is None:
+        if windows is None:  # nothing changed (not kept decoded: the next read decodes it again)
             continue
         drift = observe_drift(parts, state, windows)
-        parts.writes.set(key, state.to_json())
+        parts.states.write(key, state)
         results.append(published(parts, KeyResult(key, windows, [], drift)))
     return results
 

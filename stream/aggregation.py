@@ -84,8 +84,9 @@ class WindowCounts:
             self.total += events
 
     def to_json(self, window: WindowId) -> dict[str, Any]:
-        value = {"kind": window.kind, "start": window.start, "counts": self.counts, "score_sums": self.score_sums}
-        return {**value, "total": self.total, "revision": self.revision}
+        # Copies: the value goes into the table while this object may live on and change (stream.key_states).
+        value = {"kind": window.kind, "start": window.start, "counts": dict(self.counts)}
+        return {**value, "score_sums": dict(self.score_sums), "total": self.total, "revision": self.revision}
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> tuple[WindowId, WindowCounts]:
@@ -120,7 +121,7 @@ class KeyState:
             "latest_ts": self.latest_ts,
             "arrived_at": self.arrived_at,
             "emitted_at": self.emitted_at,
-            "history": self.history,
+            "history": list(self.history),  # a copy (see WindowCounts.to_json); its entries are never changed
             "partition": self.partition,
             "due_at": self.due_at,
         }

@@ -24,6 +24,7 @@ from stream.kafka.connection import KafkaConnection
 from stream.kafka.producer import BatchSender, faust_producer
 from stream.kafka.stall_guard import StallGuard, watch_input
 from stream.kafka.worker import Worker, WorkerApp
+from stream.key_states import KeyStates
 from stream.metrics import WorkerCollector
 from stream.review_boost import ReviewBoosts, follow_drift
 from stream.serving import ModelServer
@@ -149,8 +150,21 @@ def worker_parts(app: faust.App, settings: Settings, topics: Topics, server: Pre
     stats = WorkerStats()
     inputs = {topics.texts.get_topic_name(), topics.aggregation_input.get_topic_name()}
     metrics = WorkerCollector(stats, server, lambda: consumer_lag(app, inputs))
+    writes = TableWriter(state)
     return WorkerParts(
-        settings, topics, server, sender, state, TableWriter(state), aggregator, drift, boosts, metrics, stats, guard
+        settings,
+        topics,
+        server,
+        sender,
+        state,
+        writes,
+        KeyStates(state, writes),
+        aggregator,
+        drift,
+        boosts,
+        metrics,
+        stats,
+        guard,
     )
 
 
