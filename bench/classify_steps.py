@@ -1,4 +1,4 @@
-"""CPU per event of seven pure steps of the classify and aggregate paths, old way and new, in one run and one process:
+"""CPU per event of eight pure steps of the classify and aggregate paths, old way and new, in one run and one process:
 
 - predictions: an inference process turning a micro-batch's probabilities into ``Prediction`` objects, each score
   converted on its own (the baseline, as ``EmotionClassifier._to_prediction`` did) against ``_to_prediction`` (a row's
@@ -17,7 +17,9 @@
   ``LabelledEvent.to_json`` (the scores spliced in as JSON already);
 - each key's state with 500 sources (a micro-batch spread over 500 keys with ten minutes of history each): decoded
   from the table's value, counted and encoded again for every record (the baseline) against counted and encoded with
-  the decoded state kept between records, as ``stream.key_states.KeyStates`` keeps it.
+  the decoded state kept between records, as ``stream.key_states.KeyStates`` keeps it;
+- the changelog record of each of those states: serialized through the changelog topic's schema (the baseline) against
+  ``stream.kafka.changelog.TableWriter.serialized`` (plain ``orjson.dumps`` for a key state).
 
 Each pair is checked to give the same result. Prints microseconds per event and the ratios.
 
@@ -239,6 +241,27 @@ def main() -> None:
     if table_values != kept_values:
         raise SystemExit("the two ways of keeping key states differ")
 
+    # The changelog record of each key's state: through the changelog topic's schema and Faust's codec registry (the
+    # baseline) against TableWriter.serialized (plain orjson for a key state).
+    import faust
+
+    from stream.kafka.changelog import TableWriter
+
+    table = faust.App("classify-steps", broker="kafka://127.0.0.1:9").Table("state", default=None)
+    changelog, writer = table.changelog_topic, TableWriter(table)
+
+    def through_the_schema() -> list[tuple[bytes, bytes]]:
+        return [
+            (changelog.prepare_key(key, "json")[0], changelog.prepare_value(value, "json")[0])
+            for key, value in kept_values.items()
+        ]
+
+    def plain_orjson() -> list[tuple[bytes, bytes]]:
+        return [writer.serialized(key, value) for key, value in kept_values.items()]
+
+    if through_the_schema() != plain_orjson():
+        raise SystemExit("the two changelog serializations differ")
+
     pairs = [  # step, the baseline, the code as it is
         ("predictions from probabilities", each_score, row_tolist),
         ("window counting, one key", one_by_one, tallied),
@@ -247,6 +270,7 @@ def main() -> None:
         ("inference process: predictions pickled", predictions_pickled, columns_pickled),
         ("worker: labelled records from what arrives", records_from_predictions, records_from_columns),
         ("aggregate agent, 500 sources: each key's state", decoded_per_record, decoded_once),
+        ("aggregate agent, 500 sources: each key's changelog record", through_the_schema, plain_orjson),
     ]
     rows = [
         (name, us_per_event(before, args.batch, args.repeat), us_per_event(now, args.batch, args.repeat))
