@@ -370,8 +370,9 @@ class WindowAggregator:
             if ts > state.watermark:
                 state.watermark = ts
         for joined, tally in spans.values():
-            for counts in joined:
-                counts.add_tally(tally)
+            if tally:  # empty when the span had one event (as a key's span often has, with many sources)
+                for counts in joined:
+                    counts.add_tally(tally)
 
     def _count(
         self, state: KeyState, key: str, entry: Sequence[Any], revised: set[WindowId], missed: list[LateEvent]
