@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,22 @@ class WorkerProcess:
                 return held
             time.sleep(0.5)
         raise RuntimeError(f"the worker got no partition of {topic} within {timeout:.0f} s:\n{self.log()}")
+
+    def wait_model_loaded(self, timeout: float = 900) -> None:
+        """Wait until the worker's ``/ready`` no longer says its model is not loaded (how long the inference processes
+        take to start depends on the machine and its load, not on the worker)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with status {self.process.returncode}:\n{self.log()}")
+            try:
+                problems = self.get("/ready")["problems"]
+            except urllib.error.HTTPError as error:  # 503 while not ready, with the same body
+                problems = orjson.loads(error.read())["problems"]
+            if "model not loaded" not in problems:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the worker did not load its model within {timeout:.0f} s:\n{self.log()}")
 
     def log(self, chars: int = 4000) -> str:
         """The end of the worker's log."""

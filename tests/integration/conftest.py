@@ -101,10 +101,13 @@ class StreamEnv:
     def _start_worker(self, log_path: Path) -> WorkerProcess:
         worker = WorkerProcess.start(self.env(free_port()), log_path)
         # Wait until the worker holds input and internal partitions, as `emostream demo` does: events sent during the
-        # start-up rebalance were once seen to stall (see docs/notes.md).
+        # start-up rebalance were once seen to stall (see docs/notes.md). And until its model is loaded: the tests'
+        # waits for outputs are then about the stream, not about how fast this machine starts the inference processes
+        # (minutes on a loaded 2-core machine, longer than those waits).
         try:
             worker.wait_assigned(self.topic("texts"))
             worker.wait_assigned(f"{self.app_id}-aggregation-input")
+            worker.wait_model_loaded()
         except BaseException:
             worker.stop()  # not yet in ``workers``, which the fixture stops
             raise
