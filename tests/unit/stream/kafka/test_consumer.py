@@ -146,3 +146,31 @@ async def test_the_stall_guard_fetches_again_an_assigned_partition_left_out_of_t
     assert sorted(consumer.fetch_again([fetched, paused, held_back, elsewhere])) == [paused, held_back]
     assert consumer._get_active_partitions() == {fetched, paused, held_back}
     assert not consumer._paused_partitions and not consumer.flow_state([held_back])["held_back"]
+
+
+async def test_a_revocation_commits_what_was_processed_before_it_is_forgotten(tmp_path):
+    """Change 8: acknowledged records of a partition being revoked are committed (after the producer is flushed)
+    before Faust forgets them, so the partition's next owner does not process them again."""
+    from faust.types import TP
+
+    app = create_app(Settings(broker_url="kafka://127.0.0.1:9", state_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("emostream-aggregation-input", 0)
+    consumer.assignment = lambda: {tp}  # the assignment being revoked (aiokafka keeps it until the rebalance ends)
+    consumer._acked[tp], consumer._acked_index[tp], consumer._committed_offset[tp] = [0, 1, 2], {0, 1, 2}, None
+    steps = []
+
+    async def flush():
+        steps.append("producer flushed")
+
+    async def commit(offsets):  # no broker here: the commit request itself is aiokafka's
+        steps.append(("committed", dict(offsets)))
+        return True
+
+    async def apps_handler(revoked):
+        steps.append(("app's handler", consumer._acked.get(tp)))
+
+    app.producer.flush, consumer._commit, consumer._on_partitions_revoked = flush, commit, apps_handler
+    await consumer.on_partitions_revoked({tp})
+    assert steps == ["producer flushed", ("committed", {tp: 3}), ("app's handler", None)]
+    assert not consumer.flow_active  # stopped before the wait: nothing new starts while the partitions move

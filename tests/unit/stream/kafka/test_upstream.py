@@ -159,3 +159,19 @@ def test_aiokafka_still_asks_for_metadata_with_topic_auto_creation_on():
     from aiokafka.protocol.metadata import MetadataRequest, MetadataRequest_v5
 
     assert MetadataRequest(["emotion.labelled"]).build(MetadataRequest_v5).allow_auto_topic_creation is True
+
+
+async def test_faust_still_forgets_the_acknowledgements_of_revoked_partitions_before_it_commits(tmp_path):
+    """Change 8 (faust-streaming issue #502): Faust's consumer drops a revoked partition's acknowledged offsets, then
+    calls the app's handler, whose wait for the streams ends in a commit: there is nothing left for it to commit."""
+    consumer = _app(tmp_path).consumer
+    tp = TP("emostream-aggregation-input", 0)
+    consumer._acked[tp], consumer._acked_index[tp], consumer._committed_offset[tp] = [0, 1, 2], {0, 1, 2}, None
+    seen_by_the_app = []
+
+    async def apps_handler(revoked):
+        seen_by_the_app.append(consumer._acked.get(tp))
+
+    consumer._on_partitions_revoked = apps_handler
+    await faust_aiokafka.Consumer.on_partitions_revoked(consumer, {tp})
+    assert seen_by_the_app == [None]
