@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from stream.kafka.stall_guard import StallGuard
+from faust.types import TP
+
+from stream.kafka.stall_guard import StallGuard, fetched_end
 
 
 def test_a_busy_worker_is_never_stalled():
@@ -47,3 +49,15 @@ def test_a_topic_is_not_watched_before_its_first_progress():
     assert guard.stalled("texts", {"p0": None}, {"p0": 9}, now=1_000) == []
     guard.progress("texts", now=1_000)
     assert guard.stalled("texts", {"p0": None}, {"p0": 9}, now=1_031) == ["p0"]
+
+
+def test_a_fetched_end_is_the_last_fetch_responses_high_watermark_and_0_without_one():
+    marks = {TP("t", 0): 13, TP("t", 1): None}  # per partition, the high watermark of its last fetch
+
+    class Consumer:  # what Faust's consumer answers
+        def highwater(self, tp):
+            if tp not in marks:
+                raise AssertionError("partition is not assigned")  # aiokafka's answer for a partition it lost
+            return marks[tp]
+
+    assert [fetched_end(Consumer(), TP("t", p)) for p in range(3)] == [13, 0, 0]
