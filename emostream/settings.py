@@ -178,9 +178,9 @@ class Settings:
         default=REPO_ROOT / "state",
     )
     store: Store = _env(
-        "Faust table store: `memory://` (state rebuilt from the whole changelog on start; the aggregate agent also keeps "
-        "up to 10,000 keys' states decoded beside it) or `rocksdb://` (kept in `EMOSTREAM_STATE_DIR`; a restart reads "
-        "only the changelog written since).",
+        "Faust table store: `memory://` (state rebuilt from the whole changelog on start; the aggregate agent also "
+        "keeps up to 10,000 keys' states decoded beside it) or `rocksdb://` (kept in `EMOSTREAM_STATE_DIR`; a restart "
+        "reads only the changelog written since).",
         default="memory://",
     )
     web_host: str = _env(
