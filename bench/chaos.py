@@ -8,6 +8,10 @@ Faults (``--faults``, all by default):
 - ``inference-kill``: SIGKILL of one inference process mid-batch. Recovery: from the kill to the next record labelled.
 - ``rebalance-kill``: a second worker joins the group and the first is SIGKILLed while the group rebalances; the
   second takes everything over. Recovery: from the kill to the first record labelled after it.
+- ``worker-join``: a second worker joins mid-stream and both go on (a clean rebalance: nobody dies). Nothing may be
+  labelled twice, and the aggregate agents, summed over both workers (``/stats`` ``aggregated``), may count no more
+  events than there are labelled records (the note says how many more they counted). Recovery: the longest gap
+  between records (the pause of the rebalance).
 - ``corrupt-promote``: under load, the registry's ``current`` is pointed at a version whose weights were damaged
   after registration, and announced; the worker must refuse it and go on with the old model (and ``promote`` of a
   version that does not exist must fail). Recovery: none needed; the column shows the longest gap between records.
@@ -48,7 +52,15 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import LABELS  # noqa: E402
 
-FAULTS = ("worker-kill", "inference-kill", "rebalance-kill", "corrupt-promote", "trainer-kill", "broker-restart")
+FAULTS = (
+    "worker-kill",
+    "inference-kill",
+    "rebalance-kill",
+    "worker-join",
+    "corrupt-promote",
+    "trainer-kill",
+    "broker-restart",
+)
 
 
 @dataclass
@@ -151,10 +163,15 @@ class Bench:
 
         return SteadyStream(self.broker.url, env["EMOSTREAM_TOPIC_TEXTS"], self.texts, self.rate, limit=self.events)
 
-    def finish(self, fault: str, env: dict, stream, moment: float | None, workers, note: str = "") -> RunResult:
+    def finish(
+        self, fault: str, env: dict, stream, moment: float | None, workers, note: str = "", aggregated: bool = False
+    ) -> RunResult:
         topic = env["EMOSTREAM_TOPIC_LABELLED"]
         sent = stream.join(timeout=self.events / self.rate + 600)
         records = until_all(self.broker.url, topic, {f"e{i}" for i in range(sent)})
+        if aggregated:
+            beyond = aggregated_beyond(workers, len(records))
+            note = f"{note} aggregated beyond the labelled records: {beyond}".strip()
         for worker in workers:
             worker.stop()
         # The stall guard's rewinds (docs/notes.md, "restarted worker receives nothing"): how often a run needed one.
@@ -201,6 +218,11 @@ class Bench:
         killed_at = time.time()
         run.worker.kill()
         return self.finish("rebalance-kill", run.env, run.stream, killed_at, [second])
+
+    def worker_join(self, run_id: str) -> RunResult:
+        run = self.begin(run_id)
+        second = self.start_worker(run.env, run.folder, "worker-1")  # the group rebalances once it subscribes
+        return self.finish("worker-join", run.env, run.stream, None, [run.worker, second], aggregated=True)
 
     def corrupt_promote(self, run_id: str) -> RunResult:
         from models.registry import RegistryError
@@ -330,6 +352,20 @@ class Bench:
                 worker.stop()
             self.broker.stop()
             self.broker = shared
+
+
+def aggregated_beyond(workers, labelled: int, settle: float = 5.0, timeout: float = 120.0) -> int:
+    """Events the workers' aggregate agents counted (``/stats`` ``aggregated``, summed) beyond ``labelled``, the
+    labelled records (each one, a duplicate too, is counted once), once the sum has not moved for ``settle`` s."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        total, now = sum(worker.get("/stats")["aggregated"] for worker in workers), time.monotonic()
+        if total != last:
+            last, since = total, now
+        if (total >= labelled and now - since >= settle) or now > deadline:
+            return total - labelled
+        time.sleep(0.5)
 
 
 def longest_gap(records: list[dict]) -> float:
