@@ -67,8 +67,9 @@ records on both sides were acknowledged, committed past it.
    batch plus one: the other records of that batch were never recovered, and a key whose last write was among them
    came back older (an aggregate missing events after a rebalance or a restart). The end is now confirmed by one
    fetch from just before it, whose response carries the partition's high watermark, right on Tansu too; on Apache
-   Kafka both agree and the fetch changes nothing. Other partitions' ends (the stall guard's) are left as listed.
-   Upstream: a Tansu bug, not Faust's (docs/notes.md).
+   Kafka both agree and the fetch changes nothing. Other partitions' ends are left as listed (the stall guard
+   corrects its own from its fetches: ``stream.kafka.stall_guard.fetched_end``). Upstream: a Tansu bug, not Faust's
+   (docs/notes.md).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         ends = await super()._highwaters(partitions)
         changelogs = self.app.tables.changelog_topics
         # A recovery's changelog partitions only: the stall guard asks for the input's ends every few seconds, and a
-        # new client each time is not worth it there; those stay as listed (low on Tansu, as before: docs/notes.md).
+        # new client each time is not worth it there (it takes its last fetch's high watermark when that is later).
         listed = {tp: end for tp, end in ends.items() if tp.topic in changelogs}
         if self.consumer.in_transaction or not listed:
             return ends
