@@ -70,10 +70,14 @@ def refit(selected: TrainingResult, splits: Splits) -> TrainingResult:
     refitted = RefitTuner(config, splits, labels, selection).train()
     refitted.validation = selected.validation
     refitted.history = [*selected.history, *refitted.history]
-    refitted.calibration = {**selected.calibration, "fitted_on": "the selection run's held-out validation"}
+    refitted.calibration = selected.calibration  # fitted on held-out validation, as the refit model keeps it
     refitted.averaging = selected.averaging
     refitted.head_warmup = selected.head_warmup
+    # Time and speed of the whole run, both trainings: what ``emostream train`` reports.
+    examples = selected.examples_per_second * selected.train_seconds
+    examples += refitted.examples_per_second * refitted.train_seconds
     refitted.train_seconds += selected.train_seconds
+    refitted.examples_per_second = examples / refitted.train_seconds
     return refitted
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
+from models.artifacts import export_run
 from models.classifier import TEMPERATURE_KEY
 from models.data import LabelledTexts, Splits
 from models.finetuning import FineTuner
@@ -49,7 +51,7 @@ def test_a_refit_averages_the_epochs_the_selection_averaged(tiny_run):
     assert refitted.refit["averaged_epochs"] == [2, 3]
 
 
-def test_refit_keeps_the_selection_runs_validation_figures_and_thresholds(tiny_run):
+def test_refit_keeps_the_selection_runs_validation_figures_and_thresholds(tiny_run, tmp_path):
     config, _ = tiny_run
     texts = ["so happy today", "happy yet scared", "i am scared", "this is terrifying and lovely"] * 4
     data = LabelledTexts(texts, [(0,), (0, 1), (1,), (0, 1)] * 4, ("joy", "fear"), multi_label=True)
@@ -65,3 +67,11 @@ def test_refit_keeps_the_selection_runs_validation_figures_and_thresholds(tiny_r
     assert refitted.refit["train_examples"] == 16 + 8 and refitted.refit["epochs"] == selected.best_epoch
     assert len(refitted.history) == len(selected.history) + selected.best_epoch
     assert refitted.summary()["refit"] == refitted.refit
+    assert refitted.calibration == {}  # multi-label: thresholds, no temperature (the model card tells them apart)
+    # Time and speed are the whole run's: 16 texts for each selection epoch, then 24 for each refit epoch.
+    assert refitted.train_seconds > selected.train_seconds
+    total = 16 * len(selected.history) + 24 * selected.best_epoch
+    assert refitted.examples_per_second * refitted.train_seconds == pytest.approx(total)
+
+    card = (export_run(refitted, tmp_path / "run", data_source="tiny") / "README.md").read_text()
+    assert "trained again the same way" in card
