@@ -8,8 +8,7 @@ named overrides of a recipe; every run uses the same seed, data and base model, 
 
 With several seeds, each candidate also gets a summary line: the mean and the spread (min, max) of its test scores.
 A candidate with checkpoint averaging (``average_last`` > 1, as in ``full``) also reports the test scores of the best
-single epoch of the same run (``single_epoch_test_*``), so one run compares both; one that refits (``full-refit``,
-``models.refit``) reports the selected model's before the refit replaced it (``selected_test_*``).
+single epoch of the same run (``single_epoch_test_*``), so one run compares both.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "full-ld75": ("full", {"layer_decay": 0.75}),  # stronger decay: embeddings at 0.75^7 = 0.13 of the head's rate
     "full-ld90": ("full", {"layer_decay": 0.9}),
     "full-mean": ("full", {"pooling": "mean"}),  # the head on the tokens' mean, as the base encoder was trained
-    "full-refit": ("full", {"refit": True}),  # then trained again on train + validation as selected (models.refit)
 }
 
 
@@ -75,7 +73,6 @@ def main() -> None:
     from models.data import load_splits
     from models.evaluation import evaluate_classifier
     from models.finetuning import FineTuner, TrainingConfig
-    from models.refit import refit
 
     configure_logging()  # the run's logs to stderr: stdout carries only the results
 
@@ -113,10 +110,6 @@ def main() -> None:
             started = time.perf_counter()
             tuner = SingleEpochScored(config, splits)
             result = tuner.train()
-            selected_test = None
-            if config.refit:  # the selected model's test scores first: the refit replaces it
-                selected_test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
-                result = refit(result, splits)
             test = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
             row = {
                 "candidate": name,
@@ -135,10 +128,6 @@ def main() -> None:
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "int8": result.int8,
             }
-            if result.refit:
-                row["refit"] = result.refit
-                row["selected_test_accuracy"] = round(selected_test["accuracy"], 4) if selected_test else None
-                row["selected_test_macro_f1"] = round(selected_test["macro_f1"], 4) if selected_test else None
             if result.averaging:
                 single = tuner.single_epoch_test or test
                 row["averaging"] = result.averaging
@@ -158,15 +147,7 @@ def main() -> None:
 def spread(rows: list[dict]) -> dict:
     """Mean, min and max over seeds of each test score the rows have."""
     summary = {}
-    scores = (
-        "test_accuracy",
-        "test_macro_f1",
-        "test_ece",
-        "single_epoch_test_accuracy",
-        "single_epoch_test_macro_f1",
-        "selected_test_accuracy",
-        "selected_test_macro_f1",
-    )
+    scores = ("test_accuracy", "test_macro_f1", "test_ece", "single_epoch_test_accuracy", "single_epoch_test_macro_f1")
     for key in scores:
         values = [row[key] for row in rows if row.get(key) is not None]
         if values:

@@ -148,16 +148,8 @@ def selected_weights(training: dict[str, Any], epochs: int) -> str:
     averaging = training.get("averaging") or {}
     if averaging.get("kept"):
         first, last = averaging["epochs"][0], averaging["epochs"][-1]
-        chosen = (
+        return (
             f"the mean of the weights of epochs {first}-{last} of {epochs} (checkpoint averaging), which scored higher "
             f"on validation than the best single epoch ({averaging['best_single_epoch']})"
         )
-    else:
-        chosen = f"best epoch {training['best_epoch']} of {epochs} by validation macro-F1"
-    refit = training.get("refit") or {}
-    if refit:
-        chosen += (
-            f", then trained again the same way from the base on the training plus validation texts "
-            f"({refit['train_examples']} texts; the validation figures and calibration are the first run's)"
-        )
-    return chosen
+    return f"best epoch {training['best_epoch']} of {epochs} by validation macro-F1"

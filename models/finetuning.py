@@ -100,7 +100,6 @@ class TrainingConfig:
     label_smoothing: float = 0.0  # single-label: this much of each target's probability spread over all labels
     layer_decay: float = 1.0  # < 1: each encoder layer learns at this fraction of the rate above (parameter_groups)
     pooling: str = "cls"  # what the head reads: the [CLS] state or the tokens' mean (models.mean_pooling)
-    refit: bool = False  # after selection, train again on train + validation as selected (models.refit)
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 128
@@ -162,7 +161,6 @@ class TrainingResult:
     calibration: dict[str, Any] = field(default_factory=dict)  # single-label: the temperature and validation ECE
     head_warmup: dict[str, Any] = field(default_factory=dict)  # the output layer's loss before and after, if warmed up
     averaging: dict[str, Any] = field(default_factory=dict)  # the checkpoint average's validation, and whether it won
-    refit: dict[str, Any] = field(default_factory=dict)  # when trained again on train + validation (models.refit)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary for metrics.json."""
@@ -178,7 +176,6 @@ class TrainingResult:
             "calibration": self.calibration,
             "head_warmup": self.head_warmup,
             "averaging": self.averaging,
-            "refit": self.refit,
         }
 
 

@@ -16,7 +16,6 @@ import structlog
 from models.data import load_splits
 from models.evaluation import evaluate_classifier
 from models.finetuning import FineTuner, TrainingConfig, TrainingResult
-from models.refit import refit
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +58,7 @@ def train_and_score(
     """Fine-tune ``recipe`` from ``base`` on ``data`` (a folder of splits, one file or a dataset id) with
     ``overrides`` of the recipe (``None`` or ``False`` leaves the recipe's value), and score the best epoch."""
     # A flag left off on the command line means "the recipe's value", not "turn it off".
-    flags = {name: overrides.pop(name, None) or None for name in ("multi_label", "class_weights", "refit")}
+    flags = {name: overrides.pop(name, None) or None for name in ("multi_label", "class_weights")}
     config = TrainingConfig.from_recipe(recipe, base, device=device, seed=seed, **flags, **overrides)
     splits = load_splits(data, multi_label=config.multi_label or None, skip_invalid=skip_invalid, seed=seed)
     log.info(
@@ -73,7 +72,5 @@ def train_and_score(
         skipped=splits.train.skipped + splits.validation.skipped,
     )
     result = FineTuner(config, splits).train()
-    if config.refit:
-        result = refit(result, splits)
     test_metrics = evaluate_classifier(result.classifier, splits.test) if splits.test is not None else None
     return TrainingRun(str(data), result, test_metrics)

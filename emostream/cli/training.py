@@ -37,11 +37,6 @@ log = structlog.get_logger("emostream")
 @click.option("--multi-label", is_flag=True, help="Train a multi-label model (implied by multi-label data).")
 @click.option("--class-weights", is_flag=True, help="Weight the loss by inverse label frequency.")
 @click.option(
-    "--refit",
-    is_flag=True,
-    help="After choosing the epoch and calibration on validation, train again on train + validation the same way.",
-)
-@click.option(
     "--pooling",
     type=click.Choice(["cls", "mean"]),
     help="What the head reads: the [CLS] state or the tokens' mean (BERT encoders). [default: the recipe's]",

@@ -102,20 +102,6 @@ def test_registered_version_has_card_metrics_and_picture(env, trained):
     assert not list(folder.glob("*.bin"))
 
 
-def test_a_refit_run_trains_again_on_validation_too_and_says_so(env, tmp_path):
-    out = tmp_path / "refitted"
-    args = ("--recipe", "quick", "--epochs", "1", "--max-train", "200", "--refit", "--out", str(out))
-    result = run(env, "train", "--data", env["data"], *args)
-    assert result.exit_code == 0, result.output
-    training = json.loads((out / "metrics.json").read_text())["training"]
-    assert training["refit"]["train_examples"] == 200 + 300 and training["refit"]["epochs"] == 1
-    assert training["hyperparameters"]["refit"] is True
-    # The temperature is the selection run's, fitted on validation before the refit trained on it.
-    config = json.loads((out / "config.json").read_text())
-    assert config["calibration_temperature"] == pytest.approx(training["calibration"]["temperature"], abs=1e-4)
-    assert "trained again the same way" in (out / "README.md").read_text()
-
-
 def test_checkpoint_loads_in_a_transformers_pipeline(env, trained):
     folder = ModelRegistry(env["EMOSTREAM_REGISTRY_DIR"]).resolve("current")
     texts = read_test(env, "text")[:40]

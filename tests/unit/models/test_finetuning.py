@@ -57,6 +57,23 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
     assert batches != list(length_grouped_batches(lengths, 16, random.Random(2)))
 
 
+@pytest.fixture
+def tiny_run(make_tiny_bert, tmp_path):
+    """A saved tiny classifier (joy, fear) to continue from, and small separable train and validation data."""
+    from models.data import LabelledTexts, Splits
+
+    model, tokenizer = make_tiny_bert(["joy", "fear"], layers=1)
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    texts = ["so happy today", "what a lovely gift", "i am scared", "this is terrifying"] * 4
+    targets = [(0,), (0,), (1,), (1,)] * 4
+    data = LabelledTexts(texts, targets, ("joy", "fear"), source="tiny")
+    config = TrainingConfig(
+        base_model=str(tmp_path / "base"), epochs=5, batch_size=4, eval_batch_size=8, max_length=16, device="cpu"
+    )
+    return config, Splits(data, data.subset(range(6)))
+
+
 def test_patience_stops_after_epochs_without_a_better_selection_score(tiny_run):
     from dataclasses import replace
 
