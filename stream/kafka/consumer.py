@@ -126,6 +126,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self.consumer.in_transaction or not listed:
             return ends
         probe = self._create_client_consumer(self.transport)
+        require_attributes(probe, ["_fetch_max_wait_ms"], "changelog ends confirmed by a fetch")  # as for the worker's
         probe._fetch_max_wait_ms = PROBE_FETCH_WAIT_MS  # read at start; an empty partition answers after the wait
         try:
             await probe.start()
