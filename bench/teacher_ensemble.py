@@ -1,0 +1,48 @@
+"""How well several fine-tuned models score together: each alone, then the mean of their (calibrated) probabilities.
+
+The ceiling a distilled student (``emostream train --teacher``, ``models.distillation``) aims at: if the teachers'
+ensemble is no better than its members, distilling from it cannot be either.
+
+    python bench/teacher_ensemble.py --data ../shared/datasets/emotion --models /tmp/teach/seed1,/tmp/teach/seed2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a folder of splits (validation and test are scored)")
+    parser.add_argument("--models", required=True, help="comma-separated single-label model folders, same labels")
+    args = parser.parse_args()
+
+    from models.classifier import EmotionClassifier
+    from models.data import load_splits
+    from models.evaluation import score
+
+    splits = load_splits(args.data)
+    paths = args.models.split(",")
+    models = [EmotionClassifier.from_pretrained(path, device="cpu", quantize="off") for path in paths]
+    labels = models[0].labels
+    if any(model.labels != labels for model in models):
+        sys.exit("the models' labels differ (name and order): " + "; ".join(",".join(m.labels) for m in models))
+    for split in ("validation", "test"):
+        data = getattr(splits, split).relabel(labels)
+        probabilities = [model.predict_proba(data.texts) for model in models]
+        for name, scores in [*zip(paths, probabilities, strict=True), ("ensemble", np.mean(probabilities, axis=0))]:
+            metrics = score(scores, data.targets, labels, multi_label=False)
+            row = {"split": split, "model": name, **{k: metrics[k] for k in ("accuracy", "macro_f1", "ece")}}
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
