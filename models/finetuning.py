@@ -526,6 +526,13 @@ class FineTuner:
             max_length=self.config.max_length,
             batch_size=self.config.eval_batch_size,
         )
+        # How much the targets add to the gold labels: teachers that only repeat them, fully sure, add nothing.
+        log.info(
+            "distilling",
+            teachers=len(self.config.teachers),
+            agreement_with_gold=round(float((probabilities.argmax(axis=1) == self.train_data.label_ids).mean()), 4),
+            mean_top_probability=round(float(probabilities.max(axis=1).mean()), 4),
+        )
         return torch.as_tensor(probabilities)
 
     def _train_epoch(self, run: PreparedRun, rng: random.Random, epoch: int) -> float:
