@@ -5,7 +5,6 @@ named overrides of a recipe; every run uses the same seed, data and base model, 
 
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full,full-cw [--save-best DIR]
     python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full --seeds 1,2,3
-    python bench/recipe_sweep.py --data ../shared/datasets/emotion --candidates full --seeds 4 --teachers A,B,C
 
 With several seeds, each candidate also gets a summary line: the mean and the spread (min, max) of its test scores.
 A candidate with checkpoint averaging (``average_last`` > 1, as in ``full``) also reports the test scores of the best
@@ -66,15 +65,7 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, help="train on a seeded sample of at most N texts (smoke runs)")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds; each candidate is trained once per seed")
     parser.add_argument("--save-best", help="export the best candidate (validation macro-F1) as a run folder here")
-    parser.add_argument("--teachers", help="comma-separated model folders: every candidate distils from them")
-    parser.add_argument("--distill-weight", type=float, help="with --teachers [default: TrainingConfig's]")
-    parser.add_argument("--distill-temperature", type=float, help="with --teachers [default: TrainingConfig's]")
     args = parser.parse_args()
-    distillation = {
-        "teachers": tuple(args.teachers.split(",")) if args.teachers else None,
-        "distill_weight": args.distill_weight,
-        "distill_temperature": args.distill_temperature,
-    }
 
     from emostream.logs import configure_logging
     from emostream.settings import Settings
@@ -114,7 +105,6 @@ def main() -> None:
                 multi_label=args.multi_label or None,
                 max_train=args.max_train,
                 seed=seed,
-                **distillation,
                 **overrides,
             )
             started = time.perf_counter()
@@ -126,7 +116,6 @@ def main() -> None:
                 "recipe": recipe,
                 "overrides": overrides,
                 "seed": seed,
-                "teachers": list(config.teachers),
                 "device": str(result.classifier.device),
                 "validation_accuracy": round(result.validation["accuracy"], 4),
                 "validation_macro_f1": round(result.validation["macro_f1"], 4),

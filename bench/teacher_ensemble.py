@@ -1,7 +1,8 @@
 """How well several fine-tuned models score together: each alone, then the mean of their (calibrated) probabilities.
 
-The ceiling a distilled student (``emostream train --teacher``, ``models.distillation``) aims at: if the teachers'
-ensemble is no better than its members, distilling from it cannot be either.
+The ceiling of serving an ensemble of seeds, or of distilling one into a single model (a student of the served size
+rarely beats its teachers' ensemble): on emotion, three seeds of ``full`` together scored no better than their mean
+(docs/benchmarks.md, session 23), so neither was built.
 
     python bench/teacher_ensemble.py --data ../shared/datasets/emotion --models /tmp/teach/seed1,/tmp/teach/seed2
 """

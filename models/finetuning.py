@@ -5,9 +5,8 @@ longest text, which on this data cuts the tokens per batch about 4x against padd
 the word-embedding matrix can be frozen (its 11.7M of the encoder's 22M parameters dominate the optimizer step on CPU),
 and nothing beyond torch is needed. ``bench/train_speed.py`` measures the loop against the naive one.
 
-Phases of :meth:`FineTuner.train`: build the model (base encoder + new head), encode the texts once (with
-``teachers``, also score them with the teachers, ``models.distillation``), optionally fit the new head alone first
-(``head_warmup``), then per epoch train and validate, keeping the best epoch by validation
+Phases of :meth:`FineTuner.train`: build the model (base encoder + new head), encode the texts once, optionally fit the
+new head alone first (``head_warmup``), then per epoch train and validate, keeping the best epoch by validation
 macro-F1 as the saved model would score it (multi-label: at per-label thresholds tuned on validation, as ``finish``
 tunes them) or by the caller's ``select_by`` score (``patience`` stops early); with ``average_last`` > 1, the mean of
 the last epochs' weights (checkpoint averaging) is validated too and replaces the best epoch only if it scores higher;
@@ -48,7 +47,6 @@ from models.classifier import (
 )
 from models.data import LabelledTexts, Splits
 from models.device import autocast, device_autocast_dtype, resolve_device
-from models.distillation import blended_loss, teacher_probabilities
 from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
 from models.mean_pooling import POOLINGS, mean_pooled_config, pooling_of
@@ -102,9 +100,6 @@ class TrainingConfig:
     label_smoothing: float = 0.0  # single-label: this much of each target's probability spread over all labels
     layer_decay: float = 1.0  # < 1: each encoder layer learns at this fraction of the rate above (parameter_groups)
     pooling: str = "cls"  # what the head reads: the [CLS] state or the tokens' mean (models.mean_pooling)
-    teachers: tuple[str, ...] = ()  # fine-tuned checkpoints to distil from, single-label (models.distillation)
-    distill_weight: float = 0.5  # with teachers: the share of the loss that is the distillation term
-    distill_temperature: float = 2.0  # with teachers: the softmax temperature of both sides of that term
     seed: int = 42
     device: str = "auto"
     eval_batch_size: int = 128
@@ -144,17 +139,10 @@ class TrainingConfig:
             raise TrainingConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
         if self.pooling not in POOLINGS:
             raise TrainingConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if not 0 < self.distill_weight <= 1:
-            raise TrainingConfigError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
-        if self.distill_temperature <= 0:
-            raise TrainingConfigError(f"distill_temperature must be positive, got {self.distill_temperature}")
-        if self.teachers and self.multi_label:
-            raise TrainingConfigError("distillation (teachers) applies to single-label data only")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (for metrics.json and the model card)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
-        return {**values, "teachers": list(self.teachers)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
 
 
 @dataclass
@@ -203,7 +191,6 @@ class PreparedRun:
     scheduler: Any
     loss_fn: torch.nn.Module
     last_weights: deque  # the last ``average_last`` epochs' weights (on the CPU), filled only when averaging
-    soft_targets: torch.Tensor | None = None  # with teachers: their mean softened probabilities per training text
 
 
 @dataclass(frozen=True)
@@ -284,7 +271,6 @@ class FineTuner:
             scheduler,
             self._loss(),
             deque(maxlen=self.config.average_last),
-            self._soft_targets(),
         )
 
     def warm_up_head(self, run: PreparedRun) -> dict[str, Any]:
@@ -319,7 +305,9 @@ class FineTuner:
         rng = random.Random(self.config.seed)
         for epoch in range(1, self.config.epochs + 1):
             epoch_started = time.perf_counter()
-            loss = self._train_epoch(run, rng, epoch)
+            loss = self._train_epoch(
+                model, run.token_ids, run.targets, run.optimizer, run.scheduler, run.loss_fn, rng, epoch
+            )
             train_seconds = time.perf_counter() - epoch_started
             probabilities = self._validation_probabilities(run.classifier)
             metrics = self._score(probabilities)
@@ -514,30 +502,7 @@ class FineTuner:
             return torch.nn.BCEWithLogitsLoss(pos_weight=weight)
         return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=self.config.label_smoothing)
 
-    def _soft_targets(self) -> torch.Tensor | None:
-        if not self.config.teachers:
-            return None
-        probabilities = teacher_probabilities(
-            self.config.teachers,
-            self.train_data.texts,
-            self.labels,
-            temperature=self.config.distill_temperature,
-            device=self.device,
-            max_length=self.config.max_length,
-            batch_size=self.config.eval_batch_size,
-        )
-        # How much the targets add to the gold labels: teachers that only repeat them, fully sure, add nothing.
-        log.info(
-            "distilling",
-            teachers=len(self.config.teachers),
-            agreement_with_gold=round(float((probabilities.argmax(axis=1) == self.train_data.label_ids).mean()), 4),
-            mean_top_probability=round(float(probabilities.max(axis=1).mean()), 4),
-        )
-        return torch.as_tensor(probabilities)
-
-    def _train_epoch(self, run: PreparedRun, rng: random.Random, epoch: int) -> float:
-        model, token_ids, targets, soft_targets = run.classifier.model, run.token_ids, run.targets, run.soft_targets
-        optimizer, scheduler = run.optimizer, run.scheduler
+    def _train_epoch(self, model, token_ids, targets, optimizer, scheduler, loss_fn, rng, epoch) -> float:
         model.train()
         pad_id = model.config.pad_token_id or 0
         batches = list(length_grouped_batches([len(ids) for ids in token_ids], self.config.batch_size, rng))
@@ -549,16 +514,7 @@ class FineTuner:
                 logits = model(
                     input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
                 ).logits
-            logits = logits.float()
-            loss = run.loss_fn(logits, targets[indices].to(self.device))
-            if soft_targets is not None:
-                loss = blended_loss(
-                    loss,
-                    logits,
-                    soft_targets[indices].to(self.device),
-                    weight=self.config.distill_weight,
-                    temperature=self.config.distill_temperature,
-                )
+            loss = loss_fn(logits.float(), targets[indices].to(self.device))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

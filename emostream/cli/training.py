@@ -41,16 +41,6 @@ log = structlog.get_logger("emostream")
     type=click.Choice(["cls", "mean"]),
     help="What the head reads: the [CLS] state or the tokens' mean (BERT encoders). [default: the recipe's]",
 )
-@click.option(
-    "--teacher",
-    "teachers",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Distil from this fine-tuned single-label model (repeat for several: their mean scores are the target), "
-    "e.g. runs of the same recipe with other seeds.",
-)
-@click.option("--distill-weight", type=float, help="With --teacher: the distillation term's share of the loss. [0.5]")
-@click.option("--distill-temperature", type=float, help="With --teacher: the softmax temperature of that term. [2.0]")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (counted) instead of stopping at the first.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Where to write the run folder.")

@@ -136,18 +136,6 @@ def test_models_promote_and_rollback_through_the_cli(env, trained):
     assert [(v["version"], v["current"]) for v in listed] == [("v0001", True), ("v0002", False)]
 
 
-def test_a_model_distilled_from_the_trained_one(env, trained, tmp_path):
-    student = tmp_path / "student"
-    args = ["train", "--data", env["data"], "--recipe", "quick", "--epochs", "1", "--max-train", "300"]
-    result = run(env, *args, "--teacher", trained["path"], "--distill-weight", "0.7", "--out", str(student))
-    assert result.exit_code == 0, result.output
-    hyper = json.loads((student / "metrics.json").read_text())["training"]["hyperparameters"]
-    assert hyper["teachers"] == [trained["path"]] and hyper["distill_weight"] == 0.7
-    assert trained["path"] in (student / "README.md").read_text()  # the card names what it was distilled from
-    missing = run(env, *args, "--teacher", str(tmp_path / "nope"))
-    assert missing.exit_code == 2 and "does not exist" in missing.output
-
-
 def test_clear_errors(env, trained, tmp_path):
     missing = run(env, "evaluate", "--data", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 1 and "Error:" in missing.output
