@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a folder of splits (validation and test are scored)")
+    parser.add_argument("--data", required=True, help="a folder of splits: validation and test (if any) are scored")
     parser.add_argument("--models", required=True, help="comma-separated single-label model folders, same labels")
     args = parser.parse_args()
 
@@ -37,6 +37,8 @@ def main() -> None:
     if any(model.labels != labels for model in models):
         sys.exit("the models' labels differ (name and order): " + "; ".join(",".join(m.labels) for m in models))
     for split in ("validation", "test"):
+        if getattr(splits, split) is None:  # a folder without a test split
+            continue
         data = getattr(splits, split).relabel(labels)
         probabilities = [model.predict_proba(data.texts) for model in models]
         for name, scores in [*zip(paths, probabilities, strict=True), ("ensemble", np.mean(probabilities, axis=0))]:
