@@ -22,8 +22,14 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a folder of splits: validation and test (if any) are scored")
+    parser.add_argument("--data", required=True, help="a folder of splits (a missing test split is skipped)")
     parser.add_argument("--models", required=True, help="comma-separated single-label model folders, same labels")
+    parser.add_argument(
+        "--splits",
+        default="validation,test",
+        help="comma-separated, from train, validation, test (on train, the ensemble's accuracy is how often it agrees "
+        "with the gold labels the models were trained on)",
+    )
     args = parser.parse_args()
 
     from models.classifier import EmotionClassifier
@@ -36,7 +42,7 @@ def main() -> None:
     labels = models[0].labels
     if any(model.labels != labels for model in models):
         sys.exit("the models' labels differ (name and order): " + "; ".join(",".join(m.labels) for m in models))
-    for split in ("validation", "test"):
+    for split in args.splits.split(","):
         if getattr(splits, split) is None:  # a folder without a test split
             continue
         data = getattr(splits, split).relabel(labels)
@@ -44,6 +50,7 @@ def main() -> None:
         for name, scores in [*zip(paths, probabilities, strict=True), ("ensemble", np.mean(probabilities, axis=0))]:
             metrics = score(scores, data.targets, labels, multi_label=False)
             row = {"split": split, "model": name, **{k: metrics[k] for k in ("accuracy", "macro_f1", "ece")}}
+            row["mean_top_probability"] = round(float(scores.max(axis=1).mean()), 4)
             print(json.dumps(row), flush=True)
 
 
