@@ -75,8 +75,9 @@ class Settings:
     )
     max_length: int = _env("Tokens kept per text (longer texts are truncated).", default=128)
     batch_size: int = _env(
-        "Texts per forward pass when predicting: a micro-batch is sorted by length and cut into forward passes of this "
-        "size, each padded only to its own longest text.",
+        "Texts per forward pass at most when predicting: a micro-batch is sorted by length and cut into forward passes "
+        "of this size, each padded only to its own longest text; on CPU also cut shorter where one more pass costs "
+        "less than the padding it saves.",
         default=32,
     )
     # --- Kafka --------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The emotion classifier behind a small contract: load once, ``predict(texts) -> list[Prediction]``.
 
 A checkpoint is a standard Hugging Face folder (``save_pretrained``), so ``transformers.pipeline`` loads it too.
-Inference is batched with length-sorted buckets (each batch is padded only to its own longest text), runs under
+Inference is batched in forward passes of texts of similar length (each padded only to its own longest text; on CPU cut
+where another pass costs less than the padding it saves, ``models.pass_planning``), runs under
 ``torch.inference_mode()``, uses bf16/fp16 autocast on a GPU and, on CPU, int8 dynamic quantization of the Linear layers
 when the checkpoint's own accuracy check approved it (see ``models.finetuning``). Softmax scores use the checkpoint's
 calibration temperature (``models.calibration``).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from transformers.utils import logging as hf_logging
 
 import models.mean_pooling  # noqa: F401  (registers the mean-pooled classifier with transformers' Auto classes)
 from models.device import autocast, device_autocast_dtype, resolve_device
+from models.pass_planning import full_passes, overhead_in_tokens, plan_passes
 from models.prediction import Prediction, PredictionColumns
 
 MULTI_LABEL = "multi_label_classification"
@@ -66,6 +69,7 @@ class EmotionClassifier:
         self.thresholds = np.array([thresholds.get(name, DEFAULT_THRESHOLD) for name in self.labels], dtype=np.float32)
         # Fitted on validation after training (models.calibration); softmax scores only, 1.0 for older checkpoints.
         self.temperature = 1.0 if self.multi_label else float(getattr(config, TEMPERATURE_KEY, None) or 1.0)
+        self._pass_overhead: float | None = None  # see pass_overhead
 
     @classmethod
     def from_pretrained(
@@ -155,10 +159,41 @@ class EmotionClassifier:
             return out
         token_ids = self.tokenize(texts)
         with torch.inference_mode():
-            lengths = [len(ids) for ids in token_ids]
-            for indices in length_sorted_batches(lengths, self.batch_size, cut_early=self.device.type == "cpu"):
+            for indices in self.passes([len(ids) for ids in token_ids]):
                 out[indices] = self.forward([token_ids[i] for i in indices])
         return out
+
+    def passes(self, lengths: Sequence[int]) -> list[np.ndarray]:
+        """The forward passes for texts of ``lengths`` tokens: index arrays of at most ``batch_size`` texts of similar
+        length. On a GPU full passes (a pass costs mostly its fixed overhead there: cutting passes short made one worker
+        5x slower on an H200, docs/benchmarks.md); on CPU the plan of ``models.pass_planning`` for this model's
+        overhead per pass, timed once."""
+        if self.device.type != "cpu":
+            return full_passes(lengths, self.batch_size)
+        return plan_passes(lengths, self.batch_size, self.pass_overhead)
+
+    @property
+    def pass_overhead(self) -> float:
+        """On CPU, what one more forward pass costs, in tokens' worth of compute: timed on first use."""
+        if self._pass_overhead is None:
+            self._pass_overhead = self._time_pass_overhead()
+        return self._pass_overhead
+
+    def _time_pass_overhead(self, texts: int = 8, length: int = 16, rounds: int = 7) -> float:
+        """This model's cost of one more pass, in tokens, on this machine: from the quickest of ``rounds`` passes of one
+        text and of ``texts`` texts, ``length`` tokens each, taken in turn so that other load slows both alike."""
+        ids = (self.tokenize(["a word " * length])[0] * length)[:length]
+        batches = ([ids], [ids] * texts)
+        quickest = [float("inf"), float("inf")]
+        with torch.inference_mode():
+            for batch in batches:
+                self.forward(batch)  # a new shape's first pass allocates
+            for _ in range(rounds):
+                for which, batch in enumerate(batches):
+                    started = time.perf_counter()
+                    self.forward(batch)
+                    quickest[which] = min(quickest[which], time.perf_counter() - started)
+        return overhead_in_tokens(*quickest, texts, length, ceiling=float(self.batch_size * self.max_length))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to ``max_length``, unpadded: the ids calling the tokenizer gives, read
@@ -204,28 +239,6 @@ def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
         quantize=settings.quantize,
         precision=settings.gpu_precision,
     )
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, cut_early: bool = True) -> Iterator[np.ndarray]:
-    """Index batches of texts of similar length (longest first), so padding stays small: a batch ends at
-    ``batch_size`` texts or, with ``cut_early`` (on CPU), earlier, once it holds a quarter of that, where the next text
-    is at most two thirds as long as its first. On CPU a pass costs about its padded tokens: cut only at
-    ``batch_size``, a micro-batch of 40 emotion texts padded 32 of them to its single longest one (int8 MiniLM, one
-    thread: 64-text micro-batches 10-40% faster with the cut, 512-text ones unchanged). On a GPU a pass costs mostly
-    its fixed overhead: the same cut made 4x more passes and one worker 5x slower on an H200 (docs/benchmarks.md)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    sorted_lengths = np.asarray(lengths)[order]
-    least = max(1, batch_size // 4) if cut_early else batch_size
-    start = 0
-    for end in range(1, len(order) + 1):
-        size = end - start
-        if (
-            end == len(order)
-            or size == batch_size
-            or (size >= least and 3 * sorted_lengths[end] <= 2 * sorted_lengths[start])
-        ):
-            yield order[start:end]
-            start = end
 
 
 def truncating_encoder(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Any:

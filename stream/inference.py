@@ -41,6 +41,7 @@ class ModelInfo:
     labels: tuple[str, ...]
     device: str
     quantized: bool
+    pass_overhead_tokens: float | None = None  # on CPU, what one more forward pass costs (models.pass_planning)
 
 
 # --- in a child process ----------------------------------------------------------------------------------------------
@@ -83,7 +84,9 @@ def _load(path: str, keep: str | None) -> ModelInfo:
     # (each full collection walked them all, about 0.13 s, several times a minute under load; docs/benchmarks.md).
     gc.freeze()
     classifier = _models[path]
-    return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized)
+    # Timed now, while the other processes serve, rather than inside the first micro-batch's latency.
+    overhead = round(classifier.pass_overhead, 1) if classifier.device.type == "cpu" else None
+    return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized, overhead)
 
 
 def _predict(path: str, texts: list[str]) -> PredictionColumns:

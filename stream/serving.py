@@ -126,6 +126,7 @@ class ModelServer:
                 device=self._served.info.device,
                 int8=self._served.info.quantized,
                 inference_processes=self.settings.inference_processes,
+                pass_overhead_tokens=self._served.info.pass_overhead_tokens,  # as the last process timed it
             )
         return self._served
 
@@ -192,6 +193,7 @@ class ModelServer:
             previous=current.version if current else None,
             load_seconds=round(time.perf_counter() - started, 2),
             labels=list(info.labels),
+            pass_overhead_tokens=info.pass_overhead_tokens,
         )
         return True
 

@@ -46,7 +46,8 @@ async def test_the_processes_predict_what_the_classifier_predicts_here(served_re
 
     pool = InferencePool(settings, processes=2)
     try:
-        await pool.load(model_path)
+        info = await pool.load(model_path)
+        assert info.device == "cpu" and info.pass_overhead_tokens >= 0  # timed at load, for the passes' plan
         chunks = [texts[i : i + 60] for i in range(0, len(texts), 60)]
         results = await asyncio.gather(*(pool.predict(model_path, chunk) for chunk in chunks))
     finally:

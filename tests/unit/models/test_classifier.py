@@ -12,11 +12,11 @@ from models.classifier import (
     EmotionClassifier,
     Prediction,
     PredictionColumns,
-    length_sorted_batches,
     pad_batch,
     truncating_encoder,
 )
 from models.device import autocast_dtype
+from models.pass_planning import plan_passes
 
 LABELS = ["sadness", "joy", "anger"]
 TEXTS = [
@@ -134,15 +134,16 @@ def test_gpu_precision_refuses_what_the_gpu_or_the_name_cannot_be(make_tiny_bert
     np.testing.assert_array_equal(fp32, auto)
 
 
-def test_length_sorted_batches_and_padding():
-    batches = list(length_sorted_batches([3, 10, 1, 7, 7], 2))
-    assert sorted(np.concatenate(batches).tolist()) == [0, 1, 2, 3, 4]
-    assert batches[0].tolist() == [1, 3]
-    # A pass ends early where padding the next text to the pass's first would cost more than another pass.
-    passes = list(length_sorted_batches([20] * 8 + [80] * 8, 32))
-    assert [sorted(p.tolist()) for p in passes] == [list(range(8, 16)), list(range(8))]
-    uncut = list(length_sorted_batches([20] * 8 + [80] * 8, 32, cut_early=False))  # on a GPU
-    assert [len(p) for p in uncut] == [16]
+def test_passes_on_cpu_follow_the_timed_overhead_and_padding(make_tiny_bert):
+    model, tokenizer = tiny_model(make_tiny_bert)
+    classifier = EmotionClassifier(model, tokenizer, device="cpu", batch_size=4)
+    assert 0 <= classifier.pass_overhead <= 4 * classifier.max_length  # timed once, on first use
+    lengths = [3, 10, 1, 7, 7, 2]
+    passes = classifier.passes(lengths)
+    assert [p.tolist() for p in passes] == [p.tolist() for p in plan_passes(lengths, 4, classifier.pass_overhead)]
+    # Whatever the plan, each text's probabilities are those of the text on its own.
+    alone = np.concatenate([classifier.predict_proba([text]) for text in TEXTS])
+    np.testing.assert_allclose(classifier.predict_proba(TEXTS), alone, atol=1e-5)
     input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
