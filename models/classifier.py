@@ -50,6 +50,7 @@ class EmotionClassifier:
         batch_size: int = 64,
         quantized: bool = False,
         precision: str = "auto",
+        pass_overhead: float | None = None,
     ) -> None:
         if max_length <= 2 or batch_size <= 0:
             raise ValueError("max_length must be above 2 and batch_size positive")
@@ -69,7 +70,7 @@ class EmotionClassifier:
         self.thresholds = np.array([thresholds.get(name, DEFAULT_THRESHOLD) for name in self.labels], dtype=np.float32)
         # Fitted on validation after training (models.calibration); softmax scores only, 1.0 for older checkpoints.
         self.temperature = 1.0 if self.multi_label else float(getattr(config, TEMPERATURE_KEY, None) or 1.0)
-        self._pass_overhead: float | None = None  # see pass_overhead
+        self._pass_overhead = pass_overhead  # see pass_overhead
 
     @classmethod
     def from_pretrained(
@@ -174,7 +175,9 @@ class EmotionClassifier:
 
     @property
     def pass_overhead(self) -> float:
-        """On CPU, what one more forward pass costs, in tokens' worth of compute: timed on first use."""
+        """On CPU, what one more forward pass costs, in tokens' worth of compute: the constructor's ``pass_overhead``,
+        or timed on first use. A given value makes the passes depend on the texts alone, and with them the scores (int8
+        quantizes each pass's activations at its own scale): training and evaluation give one, serving times it."""
         if self._pass_overhead is None:
             self._pass_overhead = self._time_pass_overhead()
         return self._pass_overhead

@@ -144,6 +144,9 @@ def test_passes_on_cpu_follow_the_timed_overhead_and_padding(make_tiny_bert):
     # Whatever the plan, each text's probabilities are those of the text on its own.
     alone = np.concatenate([classifier.predict_proba([text]) for text in TEXTS])
     np.testing.assert_allclose(classifier.predict_proba(TEXTS), alone, atol=1e-5)
+    # Given an overhead (training and evaluation do), the same texts are always cut the same way: nothing is timed.
+    fixed = EmotionClassifier(model, tokenizer, device="cpu", batch_size=4, pass_overhead=0.0)
+    assert [sorted(p.tolist()) for p in fixed.passes(lengths)] == [[1], [3, 4], [0], [5], [2]]
     input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
