@@ -82,6 +82,7 @@ class EmotionClassifier:
         batch_size: int = 64,
         quantize: str = "auto",
         precision: str = "auto",
+        pass_overhead: float | None = None,
     ) -> EmotionClassifier:
         """Load a checkpoint folder or hub id.
 
@@ -92,6 +93,7 @@ class EmotionClassifier:
             batch_size: texts per forward pass.
             quantize: ``auto`` (int8 on CPU when the checkpoint approved it), ``on`` (int8 on CPU) or ``off``.
             precision: on a GPU, ``auto`` (bf16 where supported, else fp16), ``bf16``, ``fp16`` or ``fp32``.
+            pass_overhead: on CPU, a forward pass's fixed cost in tokens (see :attr:`pass_overhead`); None: timed.
         """
         resolved = resolve_device(device)
         device_autocast_dtype(resolved, precision)  # a precision this device cannot run fails before the weights load
@@ -112,6 +114,7 @@ class EmotionClassifier:
             batch_size=batch_size,
             quantized=use_int8,
             precision=precision,
+            pass_overhead=pass_overhead,
         )
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -231,9 +234,10 @@ class EmotionClassifier:
         return tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
 
 
-def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
+def load_classifier(path: str | Path, settings: Any, *, pass_overhead: float | None = None) -> EmotionClassifier:
     """Load the checkpoint folder ``path`` the way the worker serves it: ``settings`` (``emostream.settings.Settings``)
-    gives the device, token length, forward-pass size, int8 policy and GPU precision."""
+    gives the device, token length, forward-pass size, int8 policy and GPU precision; ``pass_overhead`` as in
+    :meth:`EmotionClassifier.from_pretrained`."""
     return EmotionClassifier.from_pretrained(
         path,
         device=settings.device,
@@ -241,6 +245,7 @@ def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
         batch_size=settings.batch_size,
         quantize=settings.quantize,
         precision=settings.gpu_precision,
+        pass_overhead=pass_overhead,
     )
 
 
