@@ -216,6 +216,8 @@ def main() -> None:
 
     version, path = resolve_model(ModelRegistry(settings.registry_dir), settings.model)
     classifier = load_classifier(path, settings)  # as the worker serves it, on all of this machine's cores
+    if classifier.device.type == "cpu":
+        classifier.time_pass_overhead()  # as its inference processes do
     # Warm-up: on a GPU the first pass over each new batch shape is several times slower, so warm it with all of them.
     classifier.predict(texts if classifier.device.type == "cuda" else texts[:256])
     started = time.perf_counter()

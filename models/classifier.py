@@ -26,7 +26,7 @@ from transformers.utils import logging as hf_logging
 
 import models.mean_pooling  # noqa: F401  (registers the mean-pooled classifier with transformers' Auto classes)
 from models.device import autocast, device_autocast_dtype, resolve_device
-from models.pass_planning import full_passes, overhead_in_tokens, plan_passes
+from models.pass_planning import FIXED_OVERHEAD_TOKENS, full_passes, overhead_in_tokens, plan_passes
 from models.prediction import Prediction, PredictionColumns
 
 MULTI_LABEL = "multi_label_classification"
@@ -50,7 +50,7 @@ class EmotionClassifier:
         batch_size: int = 64,
         quantized: bool = False,
         precision: str = "auto",
-        pass_overhead: float | None = None,
+        pass_overhead: float = FIXED_OVERHEAD_TOKENS,
     ) -> None:
         if max_length <= 2 or batch_size <= 0:
             raise ValueError("max_length must be above 2 and batch_size positive")
@@ -70,7 +70,11 @@ class EmotionClassifier:
         self.thresholds = np.array([thresholds.get(name, DEFAULT_THRESHOLD) for name in self.labels], dtype=np.float32)
         # Fitted on validation after training (models.calibration); softmax scores only, 1.0 for older checkpoints.
         self.temperature = 1.0 if self.multi_label else float(getattr(config, TEMPERATURE_KEY, None) or 1.0)
-        self._pass_overhead = pass_overhead  # see pass_overhead
+        # On CPU, what one more forward pass costs, in tokens' worth of compute (models.pass_planning). Fixed, so that
+        # the same texts are always cut into the same passes and score the same (int8 quantizes each pass's
+        # activations at its own scale); the worker's inference processes time it for their machine
+        # (time_pass_overhead).
+        self.pass_overhead = pass_overhead
 
     @classmethod
     def from_pretrained(
@@ -82,7 +86,6 @@ class EmotionClassifier:
         batch_size: int = 64,
         quantize: str = "auto",
         precision: str = "auto",
-        pass_overhead: float | None = None,
     ) -> EmotionClassifier:
         """Load a checkpoint folder or hub id.
 
@@ -93,7 +96,6 @@ class EmotionClassifier:
             batch_size: texts per forward pass.
             quantize: ``auto`` (int8 on CPU when the checkpoint approved it), ``on`` (int8 on CPU) or ``off``.
             precision: on a GPU, ``auto`` (bf16 where supported, else fp16), ``bf16``, ``fp16`` or ``fp32``.
-            pass_overhead: on CPU, a forward pass's fixed cost in tokens (see :attr:`pass_overhead`); None: timed.
         """
         resolved = resolve_device(device)
         device_autocast_dtype(resolved, precision)  # a precision this device cannot run fails before the weights load
@@ -114,7 +116,6 @@ class EmotionClassifier:
             batch_size=batch_size,
             quantized=use_int8,
             precision=precision,
-            pass_overhead=pass_overhead,
         )
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -170,24 +171,16 @@ class EmotionClassifier:
     def passes(self, lengths: Sequence[int]) -> list[np.ndarray]:
         """The forward passes for texts of ``lengths`` tokens: index arrays of at most ``batch_size`` texts of similar
         length. On a GPU full passes (a pass costs mostly its fixed overhead there: cutting passes short made one worker
-        5x slower on an H200, docs/benchmarks.md); on CPU the plan of ``models.pass_planning`` for this model's
-        overhead per pass, timed once."""
+        5x slower on an H200, docs/benchmarks.md); on CPU the plan of ``models.pass_planning`` for
+        :attr:`pass_overhead`."""
         if self.device.type != "cpu":
             return full_passes(lengths, self.batch_size)
         return plan_passes(lengths, self.batch_size, self.pass_overhead)
 
-    @property
-    def pass_overhead(self) -> float:
-        """On CPU, what one more forward pass costs, in tokens' worth of compute: the constructor's ``pass_overhead``,
-        or timed on first use. A given value makes the passes depend on the texts alone, and with them the scores (int8
-        quantizes each pass's activations at its own scale): training and evaluation give one, serving times it."""
-        if self._pass_overhead is None:
-            self._pass_overhead = self._time_pass_overhead()
-        return self._pass_overhead
-
-    def _time_pass_overhead(self, texts: int = 8, length: int = 16, rounds: int = 7) -> float:
-        """This model's cost of one more pass, in tokens, on this machine: from the quickest of ``rounds`` passes of one
-        text and of ``texts`` texts, ``length`` tokens each, taken in turn so that other load slows both alike."""
+    def time_pass_overhead(self, texts: int = 8, length: int = 16, rounds: int = 7) -> float:
+        """Time this model's cost of one more pass, in tokens, on this machine, and plan passes with it from now on
+        (returned): from the quickest of ``rounds`` passes of one text and of ``texts`` texts, ``length`` tokens each,
+        taken in turn so that other load slows both alike."""
         ids = (self.tokenize(["a word " * length])[0] * length)[:length]
         batches = ([ids], [ids] * texts)
         quickest = [float("inf"), float("inf")]
@@ -199,7 +192,9 @@ class EmotionClassifier:
                     started = time.perf_counter()
                     self.forward(batch)
                     quickest[which] = min(quickest[which], time.perf_counter() - started)
-        return overhead_in_tokens(*quickest, texts, length, ceiling=float(self.batch_size * self.max_length))
+        ceiling = float(self.batch_size * self.max_length)
+        self.pass_overhead = overhead_in_tokens(*quickest, texts, length, ceiling=ceiling)
+        return self.pass_overhead
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to ``max_length``, unpadded: the ids calling the tokenizer gives, read
@@ -234,10 +229,9 @@ class EmotionClassifier:
         return tuple(self.labels[i] for i in above[np.argsort(-row[above])]) or (self.labels[top],)
 
 
-def load_classifier(path: str | Path, settings: Any, *, pass_overhead: float | None = None) -> EmotionClassifier:
+def load_classifier(path: str | Path, settings: Any) -> EmotionClassifier:
     """Load the checkpoint folder ``path`` the way the worker serves it: ``settings`` (``emostream.settings.Settings``)
-    gives the device, token length, forward-pass size, int8 policy and GPU precision; ``pass_overhead`` as in
-    :meth:`EmotionClassifier.from_pretrained`."""
+    gives the device, token length, forward-pass size, int8 policy and GPU precision."""
     return EmotionClassifier.from_pretrained(
         path,
         device=settings.device,
@@ -245,7 +239,6 @@ def load_classifier(path: str | Path, settings: Any, *, pass_overhead: float | N
         batch_size=settings.batch_size,
         quantize=settings.quantize,
         precision=settings.gpu_precision,
-        pass_overhead=pass_overhead,
     )
 
 

@@ -51,7 +51,6 @@ from models.errors import TrainingConfigError
 from models.evaluation import indicator_matrix, score, tune_thresholds
 from models.mean_pooling import POOLINGS, mean_pooled_config, pooling_of
 from models.parameter_groups import parameter_groups
-from models.pass_planning import FIXED_OVERHEAD_TOKENS
 
 log = structlog.get_logger(__name__)
 
@@ -263,7 +262,6 @@ class FineTuner:
             device=self.device,
             max_length=self.config.max_length,
             batch_size=self.config.eval_batch_size,
-            pass_overhead=FIXED_OVERHEAD_TOKENS,  # validation scores that depend on the texts alone
         )
         return PreparedRun(
             classifier,
@@ -553,12 +551,7 @@ class FineTuner:
         key = "macro_f1" if self.config.multi_label else "accuracy"
         cpu_model = quantize_int8(copy.deepcopy(classifier.model).float())
         int8 = EmotionClassifier(
-            cpu_model,
-            classifier.tokenizer,
-            device="cpu",
-            max_length=classifier.max_length,
-            quantized=True,
-            pass_overhead=FIXED_OVERHEAD_TOKENS,  # int8 scores depend on how the texts are cut into passes
+            cpu_model, classifier.tokenizer, device="cpu", max_length=classifier.max_length, quantized=True
         )
         probabilities = int8.predict_proba(self.validation_data.texts)
         thresholds = int8.thresholds if self.config.multi_label else None

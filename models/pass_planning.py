@@ -4,12 +4,13 @@ A batch is sorted by token length (longest first) and cut into forward passes, e
 On a CPU a pass costs about a fixed overhead (the modules' Python calls, the weights read once per pass, int8's per-call
 quantization of its input) plus its padded tokens, so the cheapest cut is where the two balance: :func:`plan_passes`
 finds it exactly (a dynamic programme over the sorted lengths). For the int8 MiniLM on one thread the overhead is worth
-20-40 tokens, about a text, and the plan costs 3-29% less CPU per text than the rule before it
+20-40 tokens, about a text, and the plan costs up to 29% less CPU per text than the rule before it
 (``bench/pass_planning.py``); for a 1-layer model the overhead is worth about a thousand tokens and the plan is full
 passes.
 On a GPU a pass costs mostly its overhead (docs/benchmarks.md): :func:`full_passes`.
 
-:func:`overhead_in_tokens` turns two timed passes into that overhead, so the plan fits the model and the machine.
+:func:`overhead_in_tokens` turns two timed passes into that overhead, so that a worker's plan fits its model and its
+machine; everything else plans with a fixed overhead, so that the same texts always score the same.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# What the int8 MiniLM's passes cost on one thread of the 2-core machine (timed at 15-42 tokens): where the same texts
-# must always be cut the same way (training, evaluation), this stands in for a timed value.
+# What one more pass of the int8 MiniLM costs on one thread of the 2-core machine (timed at 15-42 tokens): every
+# classifier plans with it unless it times its own (``EmotionClassifier.time_pass_overhead``; the worker does).
 FIXED_OVERHEAD_TOKENS = 24.0
 
 
 def full_passes(lengths: Sequence[int], most: int) -> list[np.ndarray]:
     """Index arrays of ``most`` texts each (the last may hold fewer), longest texts first."""
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[start : start + most] for start in range(0, len(order), most)]
+    return _chunks(_longest_first(lengths), most)
 
 
 def plan_passes(lengths: Sequence[int], most: int, overhead_tokens: float) -> list[np.ndarray]:
@@ -37,15 +37,14 @@ def plan_passes(lengths: Sequence[int], most: int, overhead_tokens: float) -> li
     tests check it against every grouping of small batches). The longest texts come first, as in :func:`full_passes`."""
     if most < 1:
         raise ValueError("a pass holds at least one text")
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    order = _longest_first(lengths)
     if not len(order):
         return []
-    longest = int(lengths[order[0]])
-    if overhead_tokens >= most * longest:
+    sorted_lengths = np.asarray(lengths, dtype=np.int64)[order].tolist()
+    if overhead_tokens >= most * sorted_lengths[0]:
         # Full passes pad at most `most * longest` tokens in all (their waste telescopes down the sorted lengths), so
         # they cost at most one pass's overhead more than the best plan: the search (6 us a text) is skipped.
-        return full_passes(lengths, most)
-    sorted_lengths = np.asarray(lengths, dtype=np.int64)[order].tolist()
+        return _chunks(order, most)
     count = len(sorted_lengths)
     # best[j]: the cheapest plan for the j longest texts; start[j]: where its last pass starts. A pass i..j-1 is padded
     # to sorted_lengths[i], its first (and longest) text.
@@ -64,6 +63,14 @@ def plan_passes(lengths: Sequence[int], most: int, overhead_tokens: float) -> li
         bounds.append((start[end], end))
         end = start[end]
     return [order[first:end] for first, end in reversed(bounds)]
+
+
+def _longest_first(lengths: Sequence[int]) -> np.ndarray:
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def _chunks(order: np.ndarray, most: int) -> list[np.ndarray]:
+    return [order[start : start + most] for start in range(0, len(order), most)]
 
 
 def overhead_in_tokens(one_pass: float, many_pass: float, texts: int, length: int, *, ceiling: float) -> float:

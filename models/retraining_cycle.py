@@ -35,7 +35,6 @@ from models.classifier import EmotionClassifier
 from models.data import DataError, LabelledTexts, Splits
 from models.evaluation import evaluate_classifier, f1_over_present, macro_f1_over_gold
 from models.finetuning import FineTuner, TrainingConfig
-from models.pass_planning import FIXED_OVERHEAD_TOKENS
 from models.registry import ModelRegistry, VersionInfo
 from models.release import register_run
 
@@ -147,9 +146,7 @@ def run_cycle(registry: ModelRegistry, feedback: LabelledTexts, base: Splits, co
     if len(feedback) < MIN_FEEDBACK:
         raise DataError(f"too little feedback ({len(feedback)}) for a cycle: at least {MIN_FEEDBACK} examples")
     current_path = registry.resolve("current")
-    current = EmotionClassifier.from_pretrained(
-        current_path, device=config.device, quantize="off", pass_overhead=FIXED_OVERHEAD_TOKENS
-    )
+    current = EmotionClassifier.from_pretrained(current_path, device=config.device, quantize="off")
     used = sorted({feedback.labels[t[0]] for t in feedback.targets})
     new_labels = [name for name in used if name not in current.labels]
     labels = list(current.labels) + new_labels

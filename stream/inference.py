@@ -79,12 +79,15 @@ def _load(path: str, keep: str | None) -> ModelInfo:
         assert _settings is not None, "child not started"
         from models.classifier import load_classifier  # torch is imported in the children only
 
-        _models[path] = load_classifier(path, _settings)
+        classifier = load_classifier(path, _settings)
+        if classifier.device.type == "cpu":
+            # Timed for this machine now, while the other processes serve, rather than inside a micro-batch's latency.
+            classifier.time_pass_overhead()
+        _models[path] = classifier
     # torch, transformers and the model are objects that live as long as the model: kept out of the collector's way
     # (each full collection walked them all, about 0.13 s, several times a minute under load; docs/benchmarks.md).
     gc.freeze()
     classifier = _models[path]
-    # Timed now, while the other processes serve, rather than inside the first micro-batch's latency.
     overhead = round(classifier.pass_overhead, 1) if classifier.device.type == "cpu" else None
     return ModelInfo(classifier.labels, str(classifier.device), classifier.quantized, overhead)
 

@@ -180,10 +180,7 @@ def _stdin_chunks(size: int) -> Iterator[list[str]]:
 
 
 def _load_classifier(settings: Settings, model_ref: str):
-    from models.classifier import load_classifier  # served as the worker serves it
-    from models.pass_planning import FIXED_OVERHEAD_TOKENS
+    from models.classifier import load_classifier  # served exactly as the worker serves it
     from models.registry import ModelRegistry
 
-    # Passes cut the same way for the same texts (the worker times its own): the same scores on every run.
-    path = str(ModelRegistry(settings.registry_dir).resolve(model_ref))
-    return load_classifier(path, settings, pass_overhead=FIXED_OVERHEAD_TOKENS)
+    return load_classifier(str(ModelRegistry(settings.registry_dir).resolve(model_ref)), settings)

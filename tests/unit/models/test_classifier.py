@@ -16,7 +16,7 @@ from models.classifier import (
     truncating_encoder,
 )
 from models.device import autocast_dtype
-from models.pass_planning import plan_passes
+from models.pass_planning import FIXED_OVERHEAD_TOKENS, plan_passes
 
 LABELS = ["sadness", "joy", "anger"]
 TEXTS = [
@@ -137,14 +137,16 @@ def test_gpu_precision_refuses_what_the_gpu_or_the_name_cannot_be(make_tiny_bert
 def test_passes_on_cpu_follow_the_timed_overhead_and_padding(make_tiny_bert):
     model, tokenizer = tiny_model(make_tiny_bert)
     classifier = EmotionClassifier(model, tokenizer, device="cpu", batch_size=4)
-    assert 0 <= classifier.pass_overhead <= 4 * classifier.max_length  # timed once, on first use
+    assert classifier.pass_overhead == FIXED_OVERHEAD_TOKENS  # the same texts are always cut the same way
+    timed = classifier.time_pass_overhead()  # as the worker's inference processes do
+    assert 0 <= timed <= 4 * classifier.max_length and classifier.pass_overhead == timed
     lengths = [3, 10, 1, 7, 7, 2]
     passes = classifier.passes(lengths)
     assert [p.tolist() for p in passes] == [p.tolist() for p in plan_passes(lengths, 4, classifier.pass_overhead)]
     # Whatever the plan, each text's probabilities are those of the text on its own.
     alone = np.concatenate([classifier.predict_proba([text]) for text in TEXTS])
     np.testing.assert_allclose(classifier.predict_proba(TEXTS), alone, atol=1e-5)
-    # Given an overhead (training and evaluation do), the same texts are always cut the same way: nothing is timed.
+    # Given an overhead, the same texts are always cut the same way: nothing is timed.
     fixed = EmotionClassifier(model, tokenizer, device="cpu", batch_size=4, pass_overhead=0.0)
     assert [sorted(p.tolist()) for p in fixed.passes(lengths)] == [[1], [3, 4], [0], [5], [2]]
     input_ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
