@@ -7,13 +7,14 @@ turn on each draw so a machine whose speed drifts weighs on all three alike:
 - ``full``: passes of ``EMOSTREAM_BATCH_SIZE`` texts (what a GPU gets);
 - ``rule``: the CPU rule before the planner: a pass also ended once it held a quarter of the batch size where the
   next text was at most two thirds as long as its first;
-- ``planned``: :func:`models.pass_planning.plan_passes` with the overhead the classifier timed for this model.
+- ``planned``: :func:`models.pass_planning.plan_passes` with the overhead the classifier timed for this model
+  (``EmotionClassifier.time_pass_overhead``, as the worker's inference processes do at load).
 
 It prints ms of one process's CPU time per text for each way and the ratios rule / planned and full / planned (above 1:
 the plan is cheaper), as a Markdown table for docs/benchmarks.md. One torch thread, as in each inference process.
 
     python bench/pass_planning.py --model DIR [--data ../shared/datasets/emotion/test.jsonl] [--sizes 8,16,32,64,512]
-        [--texts 1200]
+        [--texts 1200] [--timings 5]
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO.parent / "shared/datasets/emotion/test.jsonl"))
     parser.add_argument("--sizes", default="8,16,32,64,512", help="micro-batch sizes, comma-separated")
     parser.add_argument("--texts", type=int, default=1200, help="texts per size and way (at least two micro-batches)")
+    parser.add_argument("--timings", type=int, default=5, help="times the overhead is timed (the last one plans)")
     args = parser.parse_args()
 
     import torch
@@ -69,7 +71,9 @@ def main() -> None:
     classifier = load_classifier(args.model, settings)
     token_ids = classifier.tokenize(load_file(args.data).texts)
     most = classifier.batch_size
-    overhead = classifier.pass_overhead  # timed here, once
+    # Timed as each of the worker's inference processes does at load; several times, to show how much one timing varies.
+    timings = [classifier.time_pass_overhead() for _ in range(args.timings)]
+    overhead = timings[-1]
     ways: dict[str, Callable[[list[int]], list[np.ndarray]]] = {
         "full": lambda lengths: full_passes(lengths, most),
         "rule": lambda lengths: rule_passes(lengths, most),
@@ -78,7 +82,8 @@ def main() -> None:
     draw = random.Random(0)
     print(
         f"model {args.model}, int8 {classifier.quantized}, {most} texts a pass at most, one torch thread; "
-        f"overhead per pass timed at {overhead:.0f} tokens; CPU ms per text (forward passes and planning)\n"
+        f"overhead per pass timed at {', '.join(f'{t:.0f}' for t in timings)} tokens, planned with the last; "
+        "CPU ms per text (forward passes and planning)\n"
     )
     print("| micro-batch | full | rule | planned | passes full / rule / planned | rule / planned | full / planned |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
