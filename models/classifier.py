@@ -122,8 +122,9 @@ class EmotionClassifier:
         """Write a standard HF checkpoint (safetensors) with its tokenizer."""
         if self.quantized:
             raise RuntimeError("a quantized classifier cannot be saved; save the fp32 model it was made from")
-        self.model.save_pretrained(str(path), safe_serialization=True)
-        self.tokenizer.save_pretrained(str(path))
+        with quiet_transformers():  # no "Writing model shards" bar in the middle of `emostream train`'s own output
+            self.model.save_pretrained(str(path), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(path))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """One :class:`Prediction` per text, in order."""
@@ -287,7 +288,8 @@ def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report and progress bars while loading (a new head is expected to be missing)."""
+    """Silence transformers' load report and progress bars while loading (a new head is expected to be missing) or
+    saving."""
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

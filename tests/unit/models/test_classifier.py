@@ -96,6 +96,14 @@ def test_save_load_round_trip_and_pipeline(classifier, tmp_path):
     assert [r["label"] for r in hf(TEXTS)] == [p.label for p in classifier.predict(TEXTS)]
 
 
+def test_saving_prints_no_progress_bar(classifier, tmp_path, capfd):
+    # transformers draws a "Writing model shards" bar on stderr, in the middle of `emostream train`'s own output.
+    classifier.save_pretrained(tmp_path)
+    captured = capfd.readouterr()
+    assert "Writing model shards" not in captured.err + captured.out
+    assert (tmp_path / "model.safetensors").is_file()
+
+
 def test_quantization_follows_the_checkpoint_approval(make_tiny_bert, tmp_path):
     model, tokenizer = tiny_model(make_tiny_bert)
     EmotionClassifier(model, tokenizer, device="cpu").save_pretrained(tmp_path)
