@@ -289,12 +289,14 @@ def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report and progress bars while loading (a new head is expected to be missing) or
-    saving."""
+    saving; then put both back as they were (bars an operator turned off, or an enclosing quiet block, stay off)."""
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from transformers import pipeline
+from transformers.utils import logging as hf_logging
 
 from models.classifier import (
     MULTI_LABEL,
@@ -13,6 +14,7 @@ from models.classifier import (
     Prediction,
     PredictionColumns,
     pad_batch,
+    quiet_transformers,
     truncating_encoder,
 )
 from models.device import autocast_dtype
@@ -102,6 +104,19 @@ def test_saving_prints_no_progress_bar(classifier, tmp_path, capfd):
     captured = capfd.readouterr()
     assert "Writing model shards" not in captured.err + captured.out
     assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_quiet_transformers_puts_progress_bars_back_as_they_were():
+    try:
+        for enabled in (True, False):
+            (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+            with quiet_transformers():
+                with quiet_transformers():
+                    assert not hf_logging.is_progress_bar_enabled()
+                assert not hf_logging.is_progress_bar_enabled()  # the enclosing block is still quiet
+            assert hf_logging.is_progress_bar_enabled() is enabled
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def test_quantization_follows_the_checkpoint_approval(make_tiny_bert, tmp_path):
